@@ -37,3 +37,5 @@ CREATE TABLE audit_checkpoint (
     prev_signature  BYTEA,
     signature       BYTEA   NOT NULL
 );
+-- Verification looks up each line of the checkpoint file by its signature.
+CREATE UNIQUE INDEX audit_checkpoint_signature ON audit_checkpoint (signature);

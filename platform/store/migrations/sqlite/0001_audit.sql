@@ -39,3 +39,5 @@ CREATE TABLE audit_checkpoint (
     prev_signature  BLOB,
     signature       BLOB    NOT NULL
 );
+-- Verification looks up each line of the checkpoint file by its signature.
+CREATE UNIQUE INDEX audit_checkpoint_signature ON audit_checkpoint (signature);
