@@ -200,7 +200,10 @@ impl Database {
 
     /// Retries [`Database::migrate`] with exponential backoff (capped, with jitter) until the
     /// database is reachable. Errors other than unavailability are returned at once.
-    pub async fn migrate_when_available(&self, max_wait: Option<Duration>) -> Result<(), StoreError> {
+    pub async fn migrate_when_available(
+        &self,
+        max_wait: Option<Duration>,
+    ) -> Result<(), StoreError> {
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(200);
         loop {

@@ -51,7 +51,9 @@ pub fn fresh_sqlite_url() -> (tempfile::TempDir, String) {
 }
 
 /// Opens and migrates a fresh database of the given backend.
-pub async fn fresh_database(backend: megalis_store::Backend) -> (Option<tempfile::TempDir>, Database) {
+pub async fn fresh_database(
+    backend: megalis_store::Backend,
+) -> (Option<tempfile::TempDir>, Database) {
     let (dir, url) = match backend {
         megalis_store::Backend::Sqlite => {
             let (dir, url) = fresh_sqlite_url();

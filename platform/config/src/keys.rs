@@ -1,0 +1,285 @@
+//! The table of every configuration key. Adding a capability with settings means adding rows
+//! here (and typing them in `Settings`); names, flags, variables and docs follow.
+
+/// Which subcommands see a key as a command-line flag. The TOML file and the environment may
+/// set any key whatever the subcommand, so one file serves `serve`, `migrate` and the CLI tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Flags accepted by every subcommand (database, data directory, logging, mode…).
+    Global,
+    /// Flags of `megalis serve` only (listeners, TLS, HTTP limits…).
+    Serve,
+}
+
+/// The type of a value, for validation, help and `config show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Path,
+    Url,
+    DatabaseUrl,
+    SocketAddr,
+    Duration,
+    Size,
+    Integer,
+    Bool,
+    CidrList,
+    Choice(&'static [&'static str]),
+}
+
+impl Kind {
+    pub fn value_name(self) -> &'static str {
+        match self {
+            Kind::Text => "TEXT",
+            Kind::Path => "PATH",
+            Kind::Url | Kind::DatabaseUrl => "URL",
+            Kind::SocketAddr => "ADDR",
+            Kind::Duration => "DURATION",
+            Kind::Size => "SIZE",
+            Kind::Integer => "N",
+            Kind::Bool => "BOOL",
+            Kind::CidrList => "CIDR[,CIDR…]",
+            Kind::Choice(_) => "CHOICE",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Key {
+    /// `section.key`, or `key` for a top-level key.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub scope: Scope,
+    pub help: &'static str,
+}
+
+impl Key {
+    pub fn section(&self) -> Option<&'static str> {
+        self.name.split_once('.').map(|(s, _)| s)
+    }
+
+    pub fn leaf(&self) -> &'static str {
+        self.name.split_once('.').map_or(self.name, |(_, k)| k)
+    }
+
+    pub fn flag(&self) -> String {
+        self.name.replace(['.', '_'], "-")
+    }
+
+    pub fn env_var(&self) -> String {
+        format!(
+            "MEGALIS_{}",
+            self.name.replace('.', "_").to_ascii_uppercase()
+        )
+    }
+}
+
+const fn key(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    scope: Scope,
+    help: &'static str,
+) -> Key {
+    Key {
+        name,
+        kind,
+        default,
+        secret: false,
+        scope,
+        help,
+    }
+}
+
+const fn secret(name: &'static str, kind: Kind, scope: Scope, help: &'static str) -> Key {
+    Key {
+        name,
+        kind,
+        default: None,
+        secret: true,
+        scope,
+        help,
+    }
+}
+
+use Scope::{Global, Serve};
+
+pub static KEYS: &[Key] = &[
+    key(
+        "data_dir",
+        Kind::Path,
+        Some("./megalis-data"),
+        Global,
+        "Directory for the SQLite database, blobs, keys and certificates",
+    ),
+    key(
+        "mode",
+        Kind::Choice(&["production", "test", "demo"]),
+        Some("production"),
+        Global,
+        "production, test (test-only endpoints enabled) or demo (demo data seeded)",
+    ),
+    key(
+        "public_url",
+        Kind::Url,
+        None,
+        Global,
+        "External URL of the platform, the source of every absolute URL it emits [default: https://<listen>]",
+    ),
+    key(
+        "trusted_proxies",
+        Kind::CidrList,
+        None,
+        Global,
+        "Networks whose X-Forwarded-For/-Proto headers are trusted (the ingress controller)",
+    ),
+    secret(
+        "database.url",
+        Kind::DatabaseUrl,
+        Global,
+        "sqlite:PATH or postgres://… [default: SQLite file megalis.db in the data directory]",
+    ),
+    key(
+        "database.max_connections",
+        Kind::Integer,
+        Some("16"),
+        Global,
+        "Size of the connection pool",
+    ),
+    key(
+        "log.format",
+        Kind::Choice(&["text", "json"]),
+        Some("text"),
+        Global,
+        "Log format: text for people, json for log collectors",
+    ),
+    key(
+        "log.level",
+        Kind::Text,
+        Some("info"),
+        Global,
+        "Log filter (tracing syntax, e.g. info or megalis_server=debug,info)",
+    ),
+    key(
+        "listen",
+        Kind::SocketAddr,
+        Some("127.0.0.1:8443"),
+        Serve,
+        "HTTPS listener address",
+    ),
+    key(
+        "plain_http_listen",
+        Kind::SocketAddr,
+        None,
+        Serve,
+        "Optional plain-HTTP listener, for an ingress that terminates TLS",
+    ),
+    key(
+        "tls.cert",
+        Kind::Path,
+        None,
+        Serve,
+        "PEM certificate chain of the HTTPS listener [default: self-signed, generated in the data directory]",
+    ),
+    key(
+        "tls.key",
+        Kind::Path,
+        None,
+        Serve,
+        "PEM private key of the HTTPS listener",
+    ),
+    key(
+        "http.body_limit",
+        Kind::Size,
+        Some("10MiB"),
+        Serve,
+        "Largest request body accepted by ordinary routes",
+    ),
+    key(
+        "http.request_timeout",
+        Kind::Duration,
+        Some("30s"),
+        Serve,
+        "Longest time a request may take, body included",
+    ),
+    key(
+        "http.header_timeout",
+        Kind::Duration,
+        Some("10s"),
+        Serve,
+        "Longest time a client may take to send the TLS handshake and request headers",
+    ),
+    key(
+        "shutdown.grace_period",
+        Kind::Duration,
+        Some("20s"),
+        Serve,
+        "How long in-flight requests may run after SIGTERM",
+    ),
+    key(
+        "audit.signing_key",
+        Kind::Path,
+        None,
+        Global,
+        "Ed25519 PKCS#8 key signing audit checkpoints, kept outside the database [default: <data_dir>/audit-signing-key.pk8]",
+    ),
+    key(
+        "audit.checkpoint_file",
+        Kind::Path,
+        None,
+        Global,
+        "Copy of the signed checkpoints outside the database [default: <data_dir>/audit-checkpoints.jsonl]",
+    ),
+    key(
+        "audit.checkpoint_interval",
+        Kind::Duration,
+        Some("10s"),
+        Serve,
+        "How often the audit chain head is signed (only when it moved)",
+    ),
+    key(
+        "blobs.backend",
+        Kind::Choice(&["local", "s3"]),
+        Some("local"),
+        Global,
+        "Blob store: local filesystem or S3-compatible object storage",
+    ),
+    key(
+        "blobs.path",
+        Kind::Path,
+        None,
+        Global,
+        "Directory of the local blob store [default: <data_dir>/blobs]",
+    ),
+    key("blobs.s3_bucket", Kind::Text, None, Global, "S3 bucket"),
+    key(
+        "blobs.s3_endpoint",
+        Kind::Url,
+        None,
+        Global,
+        "S3 endpoint URL (for S3-compatible services)",
+    ),
+    key("blobs.s3_region", Kind::Text, None, Global, "S3 region"),
+    key(
+        "blobs.s3_access_key_id",
+        Kind::Text,
+        None,
+        Global,
+        "S3 access key id",
+    ),
+    secret(
+        "blobs.s3_secret_access_key",
+        Kind::Text,
+        Global,
+        "S3 secret access key",
+    ),
+    key(
+        "blobs.s3_allow_http",
+        Kind::Bool,
+        Some("false"),
+        Global,
+        "Allow a plain-HTTP S3 endpoint (tests only)",
+    ),
+];

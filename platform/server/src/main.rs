@@ -1,0 +1,117 @@
+//! `megalis`: the regional e-health platform's server and administration CLI.
+//!
+//! Every subcommand goes through the one configuration loader (`megalis-config`), so
+//! `megalis migrate` or `megalis audit verify` see exactly the database and files `serve` uses.
+
+mod cli;
+mod http;
+mod metrics;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use http::ApiError;
+use megalis_config::{LogFormat, Settings, Source};
+
+/// Errors of the server crate; each becomes a message and a non-zero exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Config(#[from] megalis_config::ConfigError),
+    #[error("TLS: {path}: {reason}")]
+    Tls { path: PathBuf, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] megalis_store::StoreError),
+    #[error("audit: {0}")]
+    Audit(#[from] megalis_audit::AuditError),
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Maps an audit failure to an HTTP error: a database outage is a 503 the client may retry;
+/// anything else is logged and hidden behind a 500.
+pub fn audit_error(e: megalis_audit::AuditError) -> ApiError {
+    if e.is_unavailable() {
+        ApiError::unavailable("The audit trail cannot be written right now; nothing was done.")
+    } else {
+        tracing::error!(error = %e, "audit append failed");
+        ApiError::internal()
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("start the Tokio runtime")
+}
+
+fn main() -> ExitCode {
+    let matches = cli::command().get_matches();
+    // Global flags propagate to the deepest subcommand, whose matches hold every value.
+    let mut path = Vec::new();
+    let mut leaf = &matches;
+    while let Some((name, sub)) = leaf.subcommand() {
+        path.push(name.to_string());
+        leaf = sub;
+    }
+    let mut resolved = match megalis_config::resolve(leaf, &|name| std::env::var(name).ok()) {
+        Ok(r) => r,
+        Err(e) => return usage_error(&e),
+    };
+    if path.first().map(String::as_str) == Some("serve") && leaf.get_flag("demo") {
+        resolved.set("mode", "demo", Source::Flag("--demo".into()));
+    }
+    let settings = match Settings::from_resolved(&resolved) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e),
+    };
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    if path == ["config", "show"] {
+        print!("{}", resolved.show());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&settings);
+    let result = match path.as_slice() {
+        ["serve"] => runtime().block_on(serve::run(settings)),
+        ["migrate"] => runtime().block_on(cli::migrate(settings)),
+        ["audit", "verify"] => return runtime().block_on(cli::audit_verify(settings)),
+        _ => unreachable!("clap requires a known subcommand"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("megalis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(e: &megalis_config::ConfigError) -> ExitCode {
+    eprintln!("megalis: {e}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,217 @@
+//! `megalis serve`: start everything, serve until SIGTERM/SIGINT, then drain and stop cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hyper_util::server::graceful::GracefulShutdown;
+use megalis_audit::{AuditLog, AuditSettings, SigningKey};
+use megalis_config::{Mode, Settings};
+use megalis_store::{Database, PoolSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::ServerError;
+use crate::http::{self, AppState, listener};
+use crate::metrics::Metrics;
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Creates the data directory readable by the service account only: it holds keys.
+pub fn prepare_data_dir(settings: &Settings) -> Result<(), ServerError> {
+    let dir = &settings.data_dir;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+            |source| ServerError::DataDir {
+                path: dir.clone(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+pub fn open_database(settings: &Settings) -> Result<Database, ServerError> {
+    Ok(Database::open(
+        &settings.database_url,
+        &PoolSettings {
+            max_connections: settings.database_max_connections,
+            ..PoolSettings::default()
+        },
+    )?)
+}
+
+pub fn audit_settings(settings: &Settings) -> AuditSettings {
+    AuditSettings {
+        checkpoint_interval: settings.audit_checkpoint_interval,
+        signing_key_path: settings.audit_signing_key.clone(),
+        checkpoint_file: settings.audit_checkpoint_file.clone(),
+        ..AuditSettings::for_data_dir(&settings.data_dir)
+    }
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("");
+    }
+    authority.split(':').next().unwrap_or("")
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+pub async fn run(settings: Settings) -> Result<(), ServerError> {
+    prepare_data_dir(&settings)?;
+    let tls = http::tls::load(
+        settings.tls_cert.as_deref(),
+        settings.tls_key.as_deref(),
+        &settings.data_dir,
+        host_of(&settings.public_url),
+    )?;
+    // Bind before anything slow so that a port conflict is reported at once.
+    let https_listener = bind(settings.listen).await?;
+    let plain_listener = match settings.plain_http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+
+    let db = open_database(&settings)?;
+    let key = SigningKey::load_or_create(&settings.audit_signing_key)?;
+    let audit = AuditLog::start(db.clone(), key, audit_settings(&settings));
+    let state = AppState::new(settings.clone(), db.clone(), audit.clone(), Metrics::new());
+    let app = http::router(state.clone());
+
+    // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.
+    let fatal = CancellationToken::new();
+    let migration = {
+        let state = state.clone();
+        let fatal = fatal.clone();
+        tokio::spawn(async move {
+            match state.db.migrate_when_available(None).await {
+                Ok(()) => {
+                    state.migrated.store(true, Ordering::Release);
+                    tracing::info!(backend = state.db.backend().name(), "database ready");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "database migration failed");
+                    fatal.cancel();
+                }
+            }
+        })
+    };
+
+    let graceful = Arc::new(GracefulShutdown::new());
+    let stop = CancellationToken::new();
+    let listener_settings = || listener::ListenerSettings {
+        header_timeout: settings.http_header_timeout,
+    };
+    let mut servers = vec![tokio::spawn(listener::serve(
+        https_listener,
+        Some(tls.config.clone()),
+        app.clone(),
+        listener_settings(),
+        graceful.clone(),
+        stop.clone(),
+    ))];
+    if let Some(l) = plain_listener {
+        servers.push(tokio::spawn(listener::serve(
+            l,
+            None,
+            app.clone(),
+            listener_settings(),
+            graceful.clone(),
+            stop.clone(),
+        )));
+    }
+
+    print_banner(&settings, &tls, &db);
+
+    let reason = tokio::select! {
+        signal = shutdown_signal() => signal,
+        () = fatal.cancelled() => "fatal error",
+    };
+    tracing::info!(
+        reason,
+        "shutting down: no new connections; draining in-flight requests"
+    );
+    state.shutting_down.store(true, Ordering::Relaxed);
+    stop.cancel();
+    for s in servers {
+        let _ = s.await;
+    }
+    migration.abort();
+    let graceful = Arc::into_inner(graceful).expect("listeners have stopped");
+    let drained = tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown()).await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_period = ?settings.shutdown_grace_period,
+            "some requests were still running at the end of the grace period"
+        );
+    }
+    match audit.shutdown().await {
+        Ok(Some(cp)) => tracing::info!(seq = cp.seq, "audit chain head signed at shutdown"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not sign the audit chain head at shutdown"),
+    }
+    db.close().await;
+    tracing::info!("stopped");
+    if reason == "fatal error" {
+        return Err(ServerError::Fatal(
+            "database migration failed (see the log above)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database) {
+    let mode = match settings.mode {
+        Mode::Production => "production",
+        Mode::Test => "test",
+        Mode::Demo => "démo",
+    };
+    println!("Megalis {} — mode {mode}", env!("CARGO_PKG_VERSION"));
+    println!("  URL :                 {}/", settings.public_url);
+    println!("  HTTPS :               {}", settings.listen);
+    if let Some(plain) = settings.plain_http_listen {
+        println!("  HTTP (derrière un proxy) : {plain}");
+    }
+    println!("  Certificat TLS SHA-256 : {}", tls.fingerprint);
+    if let Some(path) = &tls.self_signed {
+        println!("  (certificat auto-signé : {})", path.display());
+    }
+    println!(
+        "  Base de données :     {} ({})",
+        db.backend().name(),
+        megalis_store::redact_url(&settings.database_url)
+    );
+    println!("  Données :             {}", settings.data_dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_of_public_urls() {
+        assert_eq!(host_of("https://sante.bzh:8443/x"), "sante.bzh");
+        assert_eq!(host_of("https://[::1]:8443"), "::1");
+        assert_eq!(host_of("https://127.0.0.1"), "127.0.0.1");
+    }
+}
