@@ -341,7 +341,8 @@ mod tests {
         let (k, _) = SigningKey::generate().unwrap();
         let keys = [k.verifying_key()];
         let cp = k.sign(10, &[3; 32], 1_000, Some(vec![7; 64]));
-        let changes: Vec<(&str, Box<dyn Fn(&mut Checkpoint)>)> = vec![
+        type Change = Box<dyn Fn(&mut Checkpoint)>;
+        let changes: Vec<(&str, Change)> = vec![
             ("seq", Box::new(|c| c.seq = 9)),
             ("head hash", Box::new(|c| c.head_hash[0] ^= 1)),
             ("time", Box::new(|c| c.signed_at_us += 1)),

@@ -320,7 +320,9 @@ async fn checkpoint_loop(
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first tick comes one interval after start, not at once: records a crashed process
+    // left unsigned are signed then, and a start does not race the first appends.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -329,7 +329,8 @@ mod tests {
     #[test]
     fn ambiguous_looking_changes_encode_differently() {
         let base = sample();
-        let cases: Vec<(&str, Box<dyn Fn(&mut AuditRecord)>)> = vec![
+        type Change = Box<dyn Fn(&mut AuditRecord)>;
+        let cases: Vec<(&str, Change)> = vec![
             (
                 "move a char between fields",
                 Box::new(|r| {
