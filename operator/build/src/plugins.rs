@@ -1,0 +1,139 @@
+//! Plugins: which Plugin resources a platform loads, the `plugins.toml` the server watches, and
+//! the init container that downloads modules and refuses any byte that does not match the digest.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, VolumeMount};
+use megalis_operator_api::{Plugin, RegionalPlatform, validate_plugin};
+use serde::Serialize;
+
+use crate::BuildError;
+use crate::layout::DATA_DIR;
+
+/// A plugin the platform will load.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadedPlugin {
+    #[serde(skip)]
+    pub id: String,
+    pub version: String,
+    pub url: String,
+    pub sha256: String,
+    pub module: String,
+    pub capabilities: Vec<String>,
+    pub limits: Limits,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Limits {
+    pub memory_mib: u32,
+    pub timeout_ms: u32,
+    pub max_instances: u32,
+}
+
+/// What became of each plugin the platform enables, for the `PluginsReady` condition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginReport {
+    pub enabled: usize,
+    pub loaded: Vec<String>,
+    /// Enabled but no Plugin resource of that name exists.
+    pub missing: Vec<String>,
+    /// Enabled but refused, with the reason.
+    pub invalid: Vec<(String, String)>,
+}
+
+pub struct PluginSet {
+    pub loaded: Vec<LoadedPlugin>,
+    pub report: PluginReport,
+}
+
+pub fn select(platform: &RegionalPlatform, plugins: &[Plugin]) -> PluginSet {
+    let platform_name = platform.metadata.name.as_deref().unwrap_or_default();
+    let mut report = PluginReport { enabled: platform.spec.plugins.len(), ..Default::default() };
+    let mut loaded = Vec::new();
+    // Sorted and deduplicated so that the order of the list never changes the checksum.
+    let mut enabled: Vec<&String> = platform.spec.plugins.iter().collect();
+    enabled.sort();
+    enabled.dedup();
+    for id in enabled {
+        let Some(plugin) = plugins.iter().find(|p| p.metadata.name.as_ref() == Some(id)) else {
+            report.missing.push(id.clone());
+            continue;
+        };
+        if let Err(error) = validate_plugin(plugin, platform_name) {
+            report.invalid.push((id.clone(), error.to_string()));
+            continue;
+        }
+        let spec = &plugin.spec;
+        loaded.push(LoadedPlugin {
+            id: id.clone(),
+            version: spec.version.clone(),
+            url: spec.module.url.clone(),
+            sha256: spec.module.sha256.clone(),
+            module: module_path(&spec.module.sha256),
+            capabilities: spec.capabilities.clone(),
+            limits: Limits {
+                memory_mib: spec.limits.memory_mib,
+                timeout_ms: spec.limits.timeout_ms,
+                max_instances: spec.limits.max_instances,
+            },
+            config: spec.config.clone(),
+        });
+        report.loaded.push(id.clone());
+    }
+    PluginSet { loaded, report }
+}
+
+/// Modules are content-addressed: the file name is the digest the server checks again at load.
+fn module_path(sha256: &str) -> String {
+    format!("{DATA_DIR}/plugins/{sha256}.wasm")
+}
+
+/// `plugins.toml`: one `[plugins.<id>]` table per loaded plugin.
+pub fn render_toml(loaded: &[LoadedPlugin]) -> Result<String, BuildError> {
+    let plugins: BTreeMap<&str, &LoadedPlugin> = loaded.iter().map(|p| (p.id.as_str(), p)).collect();
+    let body = toml::to_string(&BTreeMap::from([("plugins", plugins)]))?;
+    Ok(format!("# Rendered by megalis-operator from the Plugin resources; the server watches this file.\n{body}"))
+}
+
+/// Downloads each module to a temporary name, checks its SHA-256, then renames it into place.
+/// URLs and digests are passed as arguments, never interpolated into the script, so a URL cannot
+/// inject shell.
+const FETCH_SCRIPT: &str = r#"set -eu
+dir="$1"; shift
+mkdir -p "$dir"
+while [ "$#" -ge 2 ]; do
+  sha="$1"; url="$2"; shift 2
+  target="$dir/$sha.wasm"
+  if [ -f "$target" ] && echo "$sha  $target" | sha256sum -c - >/dev/null 2>&1; then continue; fi
+  wget -q -O "$target.part" "$url"
+  if ! echo "$sha  $target.part" | sha256sum -c - >/dev/null 2>&1; then
+    echo "module $url does not match sha256 $sha" >&2; rm -f "$target.part"; exit 1
+  fi
+  mv "$target.part" "$target"
+done
+"#;
+
+pub fn fetcher(image: &str, loaded: &[LoadedPlugin], security: k8s_openapi::api::core::v1::SecurityContext) -> Option<Container> {
+    if loaded.is_empty() {
+        return None;
+    }
+    let mut args = vec![FETCH_SCRIPT.to_owned(), "fetch-plugins".to_owned(), format!("{DATA_DIR}/plugins")];
+    for plugin in loaded {
+        args.push(plugin.sha256.clone());
+        args.push(plugin.url.clone());
+    }
+    Some(Container {
+        name: "fetch-plugins".into(),
+        image: Some(image.to_owned()),
+        command: Some(vec!["sh".into(), "-c".into()]),
+        args: Some(args),
+        security_context: Some(security),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    })
+}
