@@ -16,6 +16,8 @@ struct State<S> {
 
 impl<S> State<S> {
     fn corrupt(&self, detail: String) -> BlobError {
+        // Logged here, once, so that bit rot is seen by operators whatever the caller does.
+        tracing::error!(sha256 = %self.expected, %detail, "stored blob does not match its address");
         BlobError::Corrupt {
             sha256: self.expected,
             detail,
