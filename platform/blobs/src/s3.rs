@@ -13,9 +13,9 @@
 //!
 //! S3 makes an object visible only once its PUT, multipart completion or copy has succeeded, so a
 //! content key never names a partial object. A put that fails or is dropped aborts its multipart
-//! upload (in the background when dropped); a process killed in the middle can leave an
-//! incomplete multipart upload or a `tmp/` object behind, which a bucket lifecycle rule removes
-//! (see docs/operations). CopyObject is limited to 5 GiB on AWS: far above our largest blobs.
+//! upload (in the background when dropped); a process killed in the middle, or a put dropped
+//! while its CreateMultipartUpload request is in flight, can leave an incomplete multipart upload
+//! or a `tmp/` object behind, which a bucket lifecycle rule removes (see docs/operations). CopyObject is limited to 5 GiB on AWS: far above our largest blobs.
 //!
 //! Integrity in transit is covered by SigV4, which signs the SHA-256 of every request payload;
 //! integrity at rest is checked on every `get`, as for the local backend.

@@ -229,14 +229,7 @@ async fn size_limit_aborts_the_upload_and_leaves_nothing() {
     );
     assert!(keys(&store).await.is_empty());
     // No multipart upload left open either.
-    let uploads = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/{BUCKET}?uploads", moto.port))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let uploads = open_uploads(&moto).await;
     assert!(!uploads.contains("<UploadId>"), "{uploads}");
 
     // Under the limit, in a single part.
@@ -291,4 +284,55 @@ async fn misconfiguration_is_reported() {
     };
     let err = megalis_blobs::open(&half_keys).unwrap_err();
     assert!(err.to_string().contains("s3_secret_access_key"), "{err}");
+}
+
+/// Lists the multipart uploads still open in the bucket (moto answers unsigned requests).
+async fn open_uploads(moto: &Moto) -> String {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/{BUCKET}?uploads", moto.port))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_put_aborts_its_multipart_upload() {
+    let moto = start_moto().await;
+    let store = store(&moto);
+    // More than one part, then the source stalls: the caller gives up (a client timeout).
+    let first = Bytes::from(content(PART + 100_000, 6));
+    let stalled: PutStream =
+        Box::pin(futures::stream::iter([Ok(first)]).chain(futures::stream::pending()));
+    // Boxed (not pinned on the stack) so that `drop` below really drops the future.
+    let mut put = Box::pin(store.put(stalled, None));
+    // Drive the put until the multipart upload exists, then drop it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+        if open_uploads(&moto).await.contains("<UploadId>") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the multipart upload never started"
+        );
+    }
+    // Let the put take the upload's id and send its first part: it then waits on its source.
+    // (A put dropped while CreateMultipartUpload is in flight never learns the id: that upload is
+    // left to the bucket's lifecycle rule, see docs/operations-blobs.md.)
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut put).await;
+    drop(put);
+    // The abort runs in the background: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_uploads(&moto).await.contains("<UploadId>") {
+        assert!(
+            Instant::now() < deadline,
+            "multipart upload still open 20 s after the put was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(keys(&store).await.is_empty());
 }
