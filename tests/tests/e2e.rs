@@ -1,0 +1,10 @@
+//! End-to-end tests of the `megalis` binary. One test binary (faster to link), one module per
+//! area.
+
+mod e2e {
+    pub mod audit;
+    pub mod cli;
+    pub mod http;
+    pub mod postgres;
+    pub mod resilience;
+}
