@@ -18,9 +18,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use ring::digest;
-use tokio::io::AsyncWriteExt;
 
 use crate::verify::verifying;
 use crate::{BlobError, BlobRef, BlobStore, BlobStream, CHUNK_SIZE, PutStream, Sha256Digest};
@@ -120,7 +120,12 @@ impl BlobStore for LocalBlobStore {
             .as_file()
             .try_clone()
             .map_err(|e| BlobError::io("opening temp file", e))?;
-        let mut file = tokio::fs::File::from_std(std_file);
+        // Writes go to a blocking thread one batch (about CHUNK_SIZE) at a time, while this task
+        // receives and hashes the next batch: hashing and writing overlap, and at most two
+        // batches are held in memory.
+        let mut writer = BatchWriter::new(std_file);
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0usize;
         let mut hasher = digest::Context::new(&digest::SHA256);
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
@@ -132,18 +137,16 @@ impl BlobStore for LocalBlobStore {
                 return Err(BlobError::TooLarge { limit });
             }
             hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| BlobError::io("writing temp file", e))?;
+            batch_len += chunk.len();
+            batch.push(chunk);
+            if batch_len >= CHUNK_SIZE {
+                writer.write(std::mem::take(&mut batch)).await?;
+                batch_len = 0;
+            }
         }
+        writer.write(batch).await?;
         // The content must be on disk before it gets its name.
-        file.flush()
-            .await
-            .map_err(|e| BlobError::io("writing temp file", e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| BlobError::io("fsync of temp file", e))?;
-        drop(file);
+        writer.sync().await?;
 
         let sha256 = Sha256Digest::from_ring(hasher.finish());
         let target = self.path_of(&sha256);
@@ -154,20 +157,24 @@ impl BlobStore for LocalBlobStore {
 
     async fn get(&self, sha256: &Sha256Digest) -> Result<BlobStream, BlobError> {
         let path = self.path_of(sha256);
-        let file = match tokio::fs::File::open(&path).await {
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || {
+                let file = fs::File::open(&path)?;
+                let size = file.metadata()?.len();
+                Ok::<_, io::Error>((file, size))
+            }
+        })
+        .await
+        .map_err(|e| BlobError::io("blocking task", io::Error::other(e)))?;
+        let (file, size) = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(BlobError::NotFound(*sha256));
             }
             Err(e) => return Err(BlobError::io(format!("opening {}", path.display()), e)),
         };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| BlobError::io(format!("reading metadata of {}", path.display()), e))?
-            .len();
-        let raw = tokio_util::io::ReaderStream::with_capacity(file, CHUNK_SIZE)
-            .map(|r| r.map_err(|e| BlobError::io("reading blob", e)));
+        let raw = read_ahead(file);
         Ok(verifying(raw, *sha256, size))
     }
 
@@ -195,6 +202,101 @@ impl BlobStore for LocalBlobStore {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(BlobError::io(format!("removing {}", path.display()), e)),
+        })
+        .await
+    }
+}
+
+/// Streams a file in chunks of CHUNK_SIZE, reading the next chunk on a blocking thread while the
+/// consumer hashes and sends the current one. A blocking thread is held only during a read, never
+/// while a slow consumer waits, and at most two chunks are in memory.
+fn read_ahead(
+    file: fs::File,
+) -> impl futures::Stream<Item = Result<Bytes, BlobError>> + Send + Unpin + 'static {
+    type Read = tokio::task::JoinHandle<io::Result<(fs::File, Bytes)>>;
+    fn spawn_read(mut file: fs::File) -> Read {
+        tokio::task::spawn_blocking(move || {
+            let mut buf = bytes::BytesMut::zeroed(CHUNK_SIZE);
+            let mut filled = 0;
+            while filled < buf.len() {
+                match io::Read::read(&mut file, &mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            Ok((file, buf.freeze()))
+        })
+    }
+    Box::pin(futures::stream::unfold(
+        Some(spawn_read(file)),
+        |next: Option<Read>| async move {
+            let read = next?.await;
+            match read {
+                Ok(Ok((_, chunk))) if chunk.is_empty() => None,
+                Ok(Ok((file, chunk))) => Some((Ok(chunk), Some(spawn_read(file)))),
+                Ok(Err(e)) => Some((Err(BlobError::io("reading blob", e)), None)),
+                Err(e) => Some((
+                    Err(BlobError::io("blocking task", io::Error::other(e))),
+                    None,
+                )),
+            }
+        },
+    ))
+}
+
+/// Writes batches of chunks to a file on a blocking thread, one batch in flight at a time.
+struct BatchWriter {
+    file: Option<fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<io::Result<fs::File>>>,
+}
+
+impl BatchWriter {
+    fn new(file: fs::File) -> Self {
+        Self {
+            file: Some(file),
+            in_flight: None,
+        }
+    }
+
+    /// Waits for the batch in flight, if any, and gets the file back.
+    async fn file(&mut self) -> Result<fs::File, BlobError> {
+        if let Some(write) = self.in_flight.take() {
+            let file = write
+                .await
+                .map_err(|e| BlobError::io("blocking task", io::Error::other(e)))?
+                .map_err(|e| BlobError::io("writing temp file", e))?;
+            self.file = Some(file);
+        }
+        Ok(self
+            .file
+            .take()
+            .expect("file is here when no write is in flight"))
+    }
+
+    /// Starts writing `batch` once the previous batch is written; returns without waiting.
+    async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), BlobError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file().await?;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            for chunk in &batch {
+                io::Write::write_all(&mut file, chunk)?;
+            }
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the last batch and fsyncs the file.
+    async fn sync(mut self) -> Result<(), BlobError> {
+        let file = self.file().await?;
+        blocking(move || {
+            file.sync_all()
+                .map_err(|e| BlobError::io("fsync of temp file", e))
         })
         .await
     }
