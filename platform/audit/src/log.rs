@@ -324,6 +324,10 @@ async fn checkpoint_loop(
     // left unsigned are signed then, and a start does not race the first appends.
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The gauge starts from the stored head, not from zero, after a restart.
+    if let Ok((seq, _)) = db::read_head(&cp.db).await {
+        cp.counters.head_seq.fetch_max(seq, Ordering::Relaxed);
+    }
     loop {
         tokio::select! {
             _ = ticker.tick() => {}

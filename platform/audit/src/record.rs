@@ -99,7 +99,8 @@ impl Outcome {
 /// One audit record, as the caller describes it. The log gives it its sequence number and hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
-    /// Microseconds since the Unix epoch, UTC.
+    /// Microseconds since the Unix epoch, UTC, from the clock of the process that made the record.
+    /// The order of the trail is `seq`; times from several replicas need not be monotonic.
     pub time_us: i64,
     pub actor: Actor,
     /// What was done, e.g. `patient.read`, `document.create`, `login`.

@@ -450,7 +450,8 @@ fn check_record(prev_seq: u64, prev_hash: &Hash, r: &StoredRecord) -> Option<Pro
 
 /// Verifies the audit trail in `db` against the checkpoint public keys `keys` (several during a
 /// key rotation) and, if given, the checkpoint file. `Err` means verification could not run
-/// (database or file unreadable); a tampered trail is `Ok` with [`Report::problem`] set.
+/// (database unreachable, checkpoint file unreadable, or absent although the database holds
+/// checkpoints); a tampered trail is `Ok` with [`Report::problem`] set.
 pub async fn verify(
     db: &Database,
     keys: &[VerifyingKey],
@@ -559,7 +560,15 @@ async fn verify_in(
 
     // 4. The checkpoint file: every line signed by a known key and present in the database.
     if let Some(path) = checkpoint_file {
-        let file = std::fs::File::open(path).map_err(|e| AuditError::checkpoint_file(path, e))?;
+        let file = match std::fs::File::open(path) {
+            Ok(f) => Some(f),
+            // Nothing signed yet anywhere (a new installation): there is no file to check.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && report.checkpoints == 0 => None,
+            Err(e) => return Err(AuditError::checkpoint_file(path, e)),
+        };
+        let Some(file) = file else {
+            return Ok(report);
+        };
         for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line_no = i as u64 + 1;
             let line = line.map_err(|e| AuditError::checkpoint_file(path, e))?;

@@ -730,3 +730,21 @@ async fn periodic_checkpoints_follow_the_head() {
     assert!(report.is_ok(), "{report}");
     assert_eq!((report.checkpoints, report.file_checkpoints), (1, 1));
 }
+
+async fn missing_checkpoint_file(b: Backend) {
+    let env = Env::new(b).await;
+    let log = env.start();
+    log.append(record(1)).await.unwrap();
+    // Nothing signed yet: no file is expected.
+    let report = env.verify().await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.last_checkpoint_seq, None);
+    log.shutdown().await.unwrap();
+    // Signed checkpoints exist but their file is gone: verification cannot vouch for them.
+    std::fs::remove_file(env.checkpoint_file()).unwrap();
+    let err = verify(&env.db, &env.public_keys(), Some(&env.checkpoint_file()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuditError::CheckpointFile { .. }), "{err}");
+}
+both_backends!(checkpoint_file_absent, missing_checkpoint_file);
