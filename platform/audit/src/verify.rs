@@ -26,7 +26,7 @@ use crate::record::{Actor, AuditRecord, GENESIS_HASH, Hash, Outcome, record_hash
 use crate::{AuditError, Result};
 
 /// Rows read per query.
-pub const PAGE: i64 = 1000;
+pub const PAGE: u32 = 1000;
 
 /// The first problem found, with the sequence number it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,18 +330,18 @@ impl Snapshot {
         })
     }
 
-    async fn records_after(&mut self, seq: i64) -> Result<Vec<StoredRecord>> {
+    async fn records_after(&mut self, seq: i64, page: i64) -> Result<Vec<StoredRecord>> {
         on_snapshot!(self, tx => {
-            let rows = sqlx::query(RECORD_PAGE_SQL).bind(seq).bind(PAGE)
+            let rows = sqlx::query(RECORD_PAGE_SQL).bind(seq).bind(page)
                 .fetch_all(&mut **tx).await?;
             rows.iter().map(decode_record).collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(AuditError::from)
         })
     }
 
-    async fn checkpoints_after(&mut self, id: i64) -> Result<Vec<(i64, Checkpoint)>> {
+    async fn checkpoints_after(&mut self, id: i64, page: i64) -> Result<Vec<(i64, Checkpoint)>> {
         let rows: Vec<CheckpointRow> = on_snapshot!(self, tx =>
-            sqlx::query_as(CHECKPOINT_PAGE_SQL).bind(id).bind(PAGE).fetch_all(&mut **tx).await)?;
+            sqlx::query_as(CHECKPOINT_PAGE_SQL).bind(id).bind(page).fetch_all(&mut **tx).await)?;
         Ok(rows.into_iter().map(checkpoint_from_row).collect())
     }
 
@@ -368,14 +368,16 @@ impl Snapshot {
 
 /// Pages through the database checkpoints in storage order.
 struct CheckpointCursor {
+    page_size: i64,
     page: std::collections::VecDeque<(i64, Checkpoint)>,
     last_id: i64,
     done: bool,
 }
 
 impl CheckpointCursor {
-    fn new() -> Self {
+    fn new(page_size: i64) -> Self {
         CheckpointCursor {
+            page_size,
             page: Default::default(),
             last_id: i64::MIN,
             done: false,
@@ -384,8 +386,8 @@ impl CheckpointCursor {
 
     async fn peek(&mut self, snap: &mut Snapshot) -> Result<Option<&Checkpoint>> {
         if self.page.is_empty() && !self.done {
-            let rows = snap.checkpoints_after(self.last_id).await?;
-            self.done = (rows.len() as i64) < PAGE;
+            let rows = snap.checkpoints_after(self.last_id, self.page_size).await?;
+            self.done = (rows.len() as i64) < self.page_size;
             if let Some((id, _)) = rows.last() {
                 self.last_id = *id;
             }
@@ -457,8 +459,25 @@ pub async fn verify(
     keys: &[VerifyingKey],
     checkpoint_file: Option<&Path>,
 ) -> Result<Report> {
+    verify_with_page_size(db, keys, checkpoint_file, PAGE).await
+}
+
+/// [`verify`] reading `page_size` rows per query (the tests use tiny pages so that every
+/// tampering case also crosses page boundaries).
+pub async fn verify_with_page_size(
+    db: &Database,
+    keys: &[VerifyingKey],
+    checkpoint_file: Option<&Path>,
+    page_size: u32,
+) -> Result<Report> {
     let mut snap = Snapshot::open(db).await?;
-    let result = verify_in(&mut snap, keys, checkpoint_file).await;
+    let result = verify_in(
+        &mut snap,
+        keys,
+        checkpoint_file,
+        i64::from(page_size.max(1)),
+    )
+    .await;
     snap.close().await;
     result
 }
@@ -467,13 +486,14 @@ async fn verify_in(
     snap: &mut Snapshot,
     keys: &[VerifyingKey],
     checkpoint_file: Option<&Path>,
+    page: i64,
 ) -> Result<Report> {
     let mut report = Report::default();
     let (head_seq, head_hash) = snap.head().await?;
     report.head_seq = head_seq.max(0) as u64;
 
     // 1. Checkpoints in the database, in storage order.
-    let mut cursor = CheckpointCursor::new();
+    let mut cursor = CheckpointCursor::new(page);
     let mut prev: Option<Checkpoint> = None;
     while let Some(cp) = cursor.peek(snap).await? {
         report.checkpoints += 1;
@@ -495,13 +515,13 @@ async fn verify_in(
     report.last_checkpoint_seq = prev.map(|c| c.seq);
 
     // 2. Records, with the checkpoints merged in by seq (step 1 proved their seqs increase).
-    let mut cursor = CheckpointCursor::new();
+    let mut cursor = CheckpointCursor::new(page);
     let mut last_seq = 0u64;
     let mut last_hash = GENESIS_HASH;
     loop {
-        let page = snap.records_after(last_seq as i64).await?;
-        let full = page.len() as i64 == PAGE;
-        for r in &page {
+        let rows = snap.records_after(last_seq as i64, page).await?;
+        let full = rows.len() as i64 == page;
+        for r in &rows {
             if let Some(p) = check_record(last_seq, &last_hash, r) {
                 report.problem = Some(p);
                 return Ok(report);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use megalis_audit::record::{GENESIS_HASH, chain};
+use megalis_audit::verify::verify_with_page_size;
 use megalis_audit::{
     Actor, AuditError, AuditLog, AuditRecord, AuditSettings, Outcome, Problem, SigningKey,
     VerifyingKey, verify,
@@ -53,10 +54,18 @@ impl Env {
         AuditLog::start(self.db.clone(), self.key(), self.settings())
     }
 
+    /// Verifies with the default page size, and again with pages of 3 rows so that the paging
+    /// of records and checkpoints (and their merge) is exercised too: both must agree.
     async fn verify(&self) -> megalis_audit::Report {
-        verify(&self.db, &self.public_keys(), Some(&self.checkpoint_file()))
+        let file = self.checkpoint_file();
+        let report = verify(&self.db, &self.public_keys(), Some(&file))
             .await
-            .unwrap()
+            .unwrap();
+        let paged = verify_with_page_size(&self.db, &self.public_keys(), Some(&file), 3)
+            .await
+            .unwrap();
+        assert_eq!(report, paged);
+        report
     }
 
     async fn sql(&self, sql: &'static str) {
