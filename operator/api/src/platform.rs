@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
     status = "RegionalPlatformStatus",
     shortname = "rp",
     category = "megalis",
+    // Helm must never delete a CRD on uninstall: that would delete every region with it.
+    annotation("helm.sh/resource-policy", "keep"),
     derive = "PartialEq",
     cel,
     doc = "A regional deployment of the Megalis e-health platform",

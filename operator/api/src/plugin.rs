@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
     status = "PluginStatus",
     shortname = "mplugin",
     category = "megalis",
+    // Helm must never delete a CRD on uninstall: that would delete every region with it.
+    annotation("helm.sh/resource-policy", "keep"),
     derive = "PartialEq",
     cel,
     doc = "A WebAssembly plugin of a Megalis platform: module pinned by SHA-256, grants, limits and configuration",
