@@ -47,6 +47,11 @@ pub enum Problem {
     BeyondHead { head_seq: u64, seq: u64 },
     /// The head row's hash is not the last record's.
     HeadMismatch { seq: u64 },
+    /// The head row is gone (or its seq is negative).
+    HeadMissing,
+    /// A record with a sequence number of 0 or less exists: inserted outside the chain, where
+    /// a walk from seq 1 would not see it but a search by patient would.
+    OutsideChain { seq: i64 },
     /// The chain is self-consistent but its hash at `seq` is not the one a checkpoint signed:
     /// the chain was re-hashed after an edit at or before `seq`.
     Rehashed { seq: u64 },
@@ -104,7 +109,7 @@ impl Problem {
             TruncatedByCheckpoint { last_seq, .. } | TruncatedHead { last_seq, .. } => {
                 Some(last_seq + 1)
             }
-            CheckpointFileCorrupt { .. } => None,
+            CheckpointFileCorrupt { .. } | HeadMissing | OutsideChain { .. } => None,
         }
     }
 }
@@ -146,6 +151,11 @@ impl fmt::Display for Problem {
             HeadMismatch { seq } => {
                 write!(f, "the chain head's hash is not the hash of record {seq}")
             }
+            HeadMissing => write!(f, "the chain head row is missing or invalid"),
+            OutsideChain { seq } => write!(
+                f,
+                "a record with seq {seq} was inserted outside the chain (seqs start at 1)"
+            ),
             Rehashed { seq } => write!(
                 f,
                 "chain re-hashed: the hash of record {seq} differs from the one signed in its checkpoint (records up to {seq} were edited and the chain recomputed)"
@@ -345,10 +355,10 @@ impl Snapshot {
         Ok(rows.into_iter().map(checkpoint_from_row).collect())
     }
 
-    async fn head(&mut self) -> Result<(i64, Vec<u8>)> {
+    async fn head(&mut self) -> Result<Option<(i64, Vec<u8>)>> {
         Ok(on_snapshot!(self, tx =>
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&mut **tx).await)?)
+                .fetch_optional(&mut **tx).await)?)
     }
 
     /// Whether the database holds exactly this checkpoint.
@@ -422,11 +432,10 @@ fn signature_problem(
 
 /// Checks a record against the one before it; pure.
 fn check_record(prev_seq: u64, prev_hash: &Hash, r: &StoredRecord) -> Option<Problem> {
-    let seq = u64::try_from(r.seq).unwrap_or(0);
-    if r.seq <= prev_seq as i64 {
-        // Only possible for seq <= 0 (rows come in increasing seq order).
-        return Some(Problem::BrokenLink { seq });
+    if r.seq <= 0 {
+        return Some(Problem::OutsideChain { seq: r.seq });
     }
+    let seq = r.seq as u64;
     if seq != prev_seq + 1 {
         return Some(Problem::MissingRecords {
             from: prev_seq + 1,
@@ -489,8 +498,11 @@ async fn verify_in(
     page: i64,
 ) -> Result<Report> {
     let mut report = Report::default();
-    let (head_seq, head_hash) = snap.head().await?;
-    report.head_seq = head_seq.max(0) as u64;
+    let Some((head_seq, head_hash)) = snap.head().await?.filter(|(s, _)| *s >= 0) else {
+        report.problem = Some(Problem::HeadMissing);
+        return Ok(report);
+    };
+    report.head_seq = head_seq as u64;
 
     // 1. Checkpoints in the database, in storage order.
     let mut cursor = CheckpointCursor::new(page);
@@ -518,8 +530,10 @@ async fn verify_in(
     let mut cursor = CheckpointCursor::new(page);
     let mut last_seq = 0u64;
     let mut last_hash = GENESIS_HASH;
+    // The first page starts below zero so that rows with a seq of 0 or less are seen too.
+    let mut after = i64::MIN;
     loop {
-        let rows = snap.records_after(last_seq as i64, page).await?;
+        let rows = snap.records_after(after, page).await?;
         let full = rows.len() as i64 == page;
         for r in &rows {
             if let Some(p) = check_record(last_seq, &last_hash, r) {
@@ -528,6 +542,7 @@ async fn verify_in(
             }
             report.records += 1;
             last_seq = r.seq as u64;
+            after = r.seq;
             last_hash = r
                 .hash
                 .as_slice()
@@ -559,10 +574,10 @@ async fn verify_in(
         });
         return Ok(report);
     }
-    if head_seq < 0 || (head_seq as u64) < last_seq {
+    if (head_seq as u64) < last_seq {
         report.problem = Some(Problem::BeyondHead {
-            head_seq: head_seq.max(0) as u64,
-            seq: head_seq.max(0) as u64 + 1,
+            head_seq: head_seq as u64,
+            seq: head_seq as u64 + 1,
         });
         return Ok(report);
     }

@@ -757,3 +757,34 @@ async fn missing_checkpoint_file(b: Backend) {
     assert!(matches!(err, AuditError::CheckpointFile { .. }), "{err}");
 }
 both_backends!(checkpoint_file_absent, missing_checkpoint_file);
+
+async fn rows_outside_the_chain_and_a_missing_head_are_caught(b: Backend) {
+    let env = Env::new(b).await;
+    let log = env.start();
+    chain_of_20(&log).await;
+    log.shutdown().await.unwrap();
+    // A record numbered 0 is outside the walk from 1, but a search by patient would show it.
+    env.sql(
+        "INSERT INTO audit_record (seq, recorded_at_us, actor_subject, actor_roles, action, \
+         object_type, patient_id, outcome, prev_hash, hash) SELECT 0, recorded_at_us, \
+         actor_subject, actor_roles, action, object_type, 'pat-x', outcome, prev_hash, hash \
+         FROM audit_record WHERE seq = 1",
+    )
+    .await;
+    let report = env.verify().await;
+    assert_eq!(
+        report.problem,
+        Some(Problem::OutsideChain { seq: 0 }),
+        "{report}"
+    );
+    env.sql("DELETE FROM audit_record WHERE seq = 0").await;
+    assert!(env.verify().await.is_ok());
+
+    env.sql("DELETE FROM audit_head").await;
+    let report = env.verify().await;
+    assert_eq!(report.problem, Some(Problem::HeadMissing), "{report}");
+}
+both_backends!(
+    outside_chain_and_head,
+    rows_outside_the_chain_and_a_missing_head_are_caught
+);
