@@ -7,6 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of one regional deployment of the Megalis platform.
+// kube's repeated `printcolumn(type_ = ..)` arguments look like duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "megalis.bzh",
@@ -57,7 +59,9 @@ pub struct RegionalPlatformSpec {
     #[serde(default)]
     pub mode: PlatformMode,
     /// External host name of the platform (the ingress host and the source of every absolute URL).
-    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"))]
+    #[schemars(regex(
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
+    ))]
     pub public_host: String,
     pub ingress: IngressSpec,
     pub database: DatabaseSpec,
@@ -393,7 +397,9 @@ pub struct FlowPort {
 }
 
 /// Ports of a platform pod that a flow can open.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformPort {
     Http,
@@ -454,7 +460,10 @@ pub struct LogSpec {
 
 impl Default for LogSpec {
     fn default() -> Self {
-        Self { format: default_log_format(), level: default_log_level() }
+        Self {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
     }
 }
 

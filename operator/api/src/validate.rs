@@ -11,11 +11,19 @@ use crate::{FlowPeer, Plugin, RegionalPlatform};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     #[error("{kind} {name}: {message}")]
-    Rule { kind: &'static str, name: String, message: String },
+    Rule {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
     #[error("{field}: {value:?} is not a CIDR (a.b.c.d/n or an IPv6 prefix)")]
     Cidr { field: String, value: String },
     #[error("plugin {plugin} belongs to platform {platform_ref}, not {platform}")]
-    ForeignPlugin { plugin: String, platform_ref: String, platform: String },
+    ForeignPlugin {
+        plugin: String,
+        platform_ref: String,
+        platform: String,
+    },
 }
 
 /// Checks a platform against its CEL rules and the CIDR syntax of every peer.
@@ -27,9 +35,18 @@ pub fn validate_platform(platform: &RegionalPlatform) -> Result<(), SpecError> {
     })?;
     let spec = &platform.spec;
     let mut peer_lists: Vec<(String, &[FlowPeer])> = vec![
-        ("spec.ingress.controllerPeers".into(), &spec.ingress.controller_peers),
-        ("spec.isolation.pluginSourcePeers".into(), &spec.isolation.plugin_source_peers),
-        ("spec.monitoring.scraperPeers".into(), &spec.monitoring.scraper_peers),
+        (
+            "spec.ingress.controllerPeers".into(),
+            &spec.ingress.controller_peers,
+        ),
+        (
+            "spec.isolation.pluginSourcePeers".into(),
+            &spec.isolation.plugin_source_peers,
+        ),
+        (
+            "spec.monitoring.scraperPeers".into(),
+            &spec.monitoring.scraper_peers,
+        ),
     ];
     if let Some(dns) = &spec.isolation.dns_peers {
         peer_lists.push(("spec.isolation.dnsPeers".into(), dns));
@@ -53,20 +70,29 @@ pub fn validate_platform(platform: &RegionalPlatform) -> Result<(), SpecError> {
         peer_lists.push(("spec.dicom.sources".into(), &dicom.exposure.sources));
     }
     for flow in &spec.isolation.flows {
-        peer_lists.push((format!("spec.isolation.flows[{}].peers", flow.name), &flow.peers));
+        peer_lists.push((
+            format!("spec.isolation.flows[{}].peers", flow.name),
+            &flow.peers,
+        ));
     }
     for (field, peers) in peer_lists {
         for peer in peers {
             for cidr in peer.cidr.iter().chain(peer.except.iter()) {
                 if !is_cidr(cidr) {
-                    return Err(SpecError::Cidr { field: field.clone(), value: cidr.clone() });
+                    return Err(SpecError::Cidr {
+                        field: field.clone(),
+                        value: cidr.clone(),
+                    });
                 }
             }
         }
     }
     for cidr in &spec.ingress.trusted_proxies {
         if !is_cidr(cidr) {
-            return Err(SpecError::Cidr { field: "spec.ingress.trustedProxies".into(), value: cidr.clone() });
+            return Err(SpecError::Cidr {
+                field: "spec.ingress.trustedProxies".into(),
+                value: cidr.clone(),
+            });
         }
     }
     Ok(())
@@ -75,9 +101,11 @@ pub fn validate_platform(platform: &RegionalPlatform) -> Result<(), SpecError> {
 /// Checks a plugin against its CEL rules and that it belongs to `platform`.
 pub fn validate_plugin(plugin: &Plugin, platform: &str) -> Result<(), SpecError> {
     let name = plugin.metadata.name.clone().unwrap_or_default();
-    plugin
-        .validate_cel()
-        .map_err(|errors| SpecError::Rule { kind: "Plugin", name: name.clone(), message: errors.to_string() })?;
+    plugin.validate_cel().map_err(|errors| SpecError::Rule {
+        kind: "Plugin",
+        name: name.clone(),
+        message: errors.to_string(),
+    })?;
     if plugin.spec.platform_ref != platform {
         return Err(SpecError::ForeignPlugin {
             plugin: name,
@@ -89,9 +117,15 @@ pub fn validate_plugin(plugin: &Plugin, platform: &str) -> Result<(), SpecError>
 }
 
 fn is_cidr(value: &str) -> bool {
-    let Some((address, prefix)) = value.split_once('/') else { return false };
-    let Ok(address) = address.parse::<IpAddr>() else { return false };
-    let Ok(prefix) = prefix.parse::<u8>() else { return false };
+    let Some((address, prefix)) = value.split_once('/') else {
+        return false;
+    };
+    let Ok(address) = address.parse::<IpAddr>() else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
     match address {
         IpAddr::V4(_) => prefix <= 32,
         IpAddr::V6(_) => prefix <= 128,

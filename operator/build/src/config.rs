@@ -18,20 +18,35 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
         PlatformMode::Demo => "demo",
     };
     root.insert("mode".into(), mode.into());
-    root.insert("public_url".into(), format!("https://{}", spec.public_host).into());
-    root.insert("trusted_proxies".into(), strings(&spec.ingress.trusted_proxies));
+    root.insert(
+        "public_url".into(),
+        format!("https://{}", spec.public_host).into(),
+    );
+    root.insert(
+        "trusted_proxies".into(),
+        strings(&spec.ingress.trusted_proxies),
+    );
     // The ingress terminates the public TLS: it talks plain HTTP to the pods, inside the
     // NetworkPolicy that only lets the ingress controller in.
-    root.insert("plain_http_listen".into(), format!("0.0.0.0:{HTTP_PORT}").into());
+    root.insert(
+        "plain_http_listen".into(),
+        format!("0.0.0.0:{HTTP_PORT}").into(),
+    );
     if spec.server_tls_secret.is_some() {
         root.insert("listen".into(), format!("0.0.0.0:{HTTPS_PORT}").into());
         root.insert(
             "tls".into(),
-            table([("cert", format!("{TLS_DIR}/tls.crt").into()), ("key", format!("{TLS_DIR}/tls.key").into())]),
+            table([
+                ("cert", format!("{TLS_DIR}/tls.crt").into()),
+                ("key", format!("{TLS_DIR}/tls.key").into()),
+            ]),
         );
     }
     if let Some(mtls) = &spec.mtls {
-        root.insert("mtls_listen".into(), format!("0.0.0.0:{}", mtls.port).into());
+        root.insert(
+            "mtls_listen".into(),
+            format!("0.0.0.0:{}", mtls.port).into(),
+        );
         let mut cps: Table = table([("ca", format!("{CPS_DIR}/ca.crt").into())]);
         if mtls.crl {
             cps.insert("crl".into(), format!("{CPS_DIR}/crl.pem").into());
@@ -51,7 +66,13 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
         LogFormat::Text => "text",
         LogFormat::Json => "json",
     };
-    root.insert("log".into(), table([("format", format.into()), ("level", spec.log.level.clone().into())]));
+    root.insert(
+        "log".into(),
+        table([
+            ("format", format.into()),
+            ("level", spec.log.level.clone().into()),
+        ]),
+    );
 
     let blobs = match &spec.blobs.s3 {
         Some(s3) => {
@@ -65,7 +86,10 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
             }
             blobs
         }
-        None => table([("backend", "local".into()), ("path", format!("{DATA_DIR}/blobs").into())]),
+        None => table([
+            ("backend", "local".into()),
+            ("path", format!("{DATA_DIR}/blobs").into()),
+        ]),
     };
     root.insert("blobs".into(), blobs.into());
 
@@ -73,20 +97,32 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
         "audit".into(),
         table([
             ("signing_key", format!("{AUDIT_DIR}/signing.key").into()),
-            ("checkpoint_interval", spec.audit.checkpoint_interval.clone().into()),
+            (
+                "checkpoint_interval",
+                spec.audit.checkpoint_interval.clone().into(),
+            ),
         ]),
     );
     root.insert(
         "shutdown".into(),
-        table([("grace_period", format!("{}s", spec.shutdown_grace_period_seconds).into())]),
+        table([(
+            "grace_period",
+            format!("{}s", spec.shutdown_grace_period_seconds).into(),
+        )]),
     );
     if let Some(mllp) = &spec.mllp {
         let port = mllp.port.unwrap_or(MLLP_PORT);
-        root.insert("mllp".into(), table([("listen", format!("0.0.0.0:{port}").into())]));
+        root.insert(
+            "mllp".into(),
+            table([("listen", format!("0.0.0.0:{port}").into())]),
+        );
     }
     if let Some(dicom) = &spec.dicom {
         let port = dicom.port.unwrap_or(DICOM_PORT);
-        root.insert("dicom".into(), table([("listen", format!("0.0.0.0:{port}").into())]));
+        root.insert(
+            "dicom".into(),
+            table([("listen", format!("0.0.0.0:{port}").into())]),
+        );
     }
     if let Some(oidc) = &spec.oidc {
         root.insert(
@@ -120,7 +156,12 @@ pub fn checksum(megalis_toml: &str, modules: &[crate::plugins::LoadedPlugin]) ->
 }
 
 fn table<T: From<Table>, const N: usize>(entries: [(&str, Value); N]) -> T {
-    T::from(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Table>())
+    T::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<Table>(),
+    )
 }
 
 fn strings(values: &[String]) -> Value {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -35,28 +35,82 @@ pub fn network_policies(ctx: &Ctx<'_>) -> Vec<NetworkPolicy> {
     if spec.server_tls_secret.is_some() {
         ingress_ports.push(named("https"));
     }
-    policies.extend(allow(ctx, "ingress-controller", FlowDirection::Ingress, &spec.ingress.controller_peers, ingress_ports));
+    policies.extend(allow(
+        ctx,
+        "ingress-controller",
+        FlowDirection::Ingress,
+        &spec.ingress.controller_peers,
+        ingress_ports,
+    ));
     if let Some(mtls) = &spec.mtls {
-        policies.extend(allow(ctx, "mtls", FlowDirection::Ingress, &mtls.exposure.sources, vec![named("mtls")]));
+        policies.extend(allow(
+            ctx,
+            "mtls",
+            FlowDirection::Ingress,
+            &mtls.exposure.sources,
+            vec![named("mtls")],
+        ));
     }
     if let Some(mllp) = &spec.mllp {
-        policies.extend(allow(ctx, "mllp", FlowDirection::Ingress, &mllp.exposure.sources, vec![named("mllp")]));
+        policies.extend(allow(
+            ctx,
+            "mllp",
+            FlowDirection::Ingress,
+            &mllp.exposure.sources,
+            vec![named("mllp")],
+        ));
     }
     if let Some(dicom) = &spec.dicom {
-        policies.extend(allow(ctx, "dicom", FlowDirection::Ingress, &dicom.exposure.sources, vec![named("dicom")]));
+        policies.extend(allow(
+            ctx,
+            "dicom",
+            FlowDirection::Ingress,
+            &dicom.exposure.sources,
+            vec![named("dicom")],
+        ));
     }
-    policies.extend(allow(ctx, "metrics-scrape", FlowDirection::Ingress, &spec.monitoring.scraper_peers, vec![named("http")]));
+    policies.extend(allow(
+        ctx,
+        "metrics-scrape",
+        FlowDirection::Ingress,
+        &spec.monitoring.scraper_peers,
+        vec![named("http")],
+    ));
 
     let dns = spec.isolation.dns_peers.clone().unwrap_or_else(kube_dns);
-    policies.extend(allow(ctx, "dns", FlowDirection::Egress, &dns, vec![number(53, "UDP"), number(53, "TCP")]));
+    policies.extend(allow(
+        ctx,
+        "dns",
+        FlowDirection::Egress,
+        &dns,
+        vec![number(53, "UDP"), number(53, "TCP")],
+    ));
     if let Some(pg) = &spec.database.postgres {
-        policies.extend(allow(ctx, "database", FlowDirection::Egress, &pg.peers, vec![number(pg.port, "TCP")]));
+        policies.extend(allow(
+            ctx,
+            "database",
+            FlowDirection::Egress,
+            &pg.peers,
+            vec![number(pg.port, "TCP")],
+        ));
     }
     if let Some(s3) = &spec.blobs.s3 {
-        policies.extend(allow(ctx, "object-storage", FlowDirection::Egress, &s3.peers, vec![number(s3.port, "TCP")]));
+        policies.extend(allow(
+            ctx,
+            "object-storage",
+            FlowDirection::Egress,
+            &s3.peers,
+            vec![number(s3.port, "TCP")],
+        ));
     }
     if let Some(oidc) = &spec.oidc {
-        policies.extend(allow(ctx, "oidc-upstream", FlowDirection::Egress, &oidc.egress_peers, vec![number(443, "TCP")]));
+        policies.extend(allow(
+            ctx,
+            "oidc-upstream",
+            FlowDirection::Egress,
+            &oidc.egress_peers,
+            vec![number(443, "TCP")],
+        ));
     }
     if !spec.plugins.is_empty() {
         policies.extend(allow(
@@ -71,14 +125,23 @@ pub fn network_policies(ctx: &Ctx<'_>) -> Vec<NetworkPolicy> {
         // A port without name or number is refused by validation; if one slips through, the
         // flow is dropped rather than rendered without ports (which would open every port).
         if let Some(ports) = flow.ports.iter().map(flow_port).collect::<Option<Vec<_>>>() {
-            policies.extend(allow(ctx, &format!("flow-{}", flow.name), flow.direction, &flow.peers, ports));
+            policies.extend(allow(
+                ctx,
+                &format!("flow-{}", flow.name),
+                flow.direction,
+                &flow.peers,
+                ports,
+            ));
         }
     }
     policies
 }
 
 fn pod_selector(ctx: &Ctx<'_>) -> LabelSelector {
-    LabelSelector { match_labels: Some(platform_selector(ctx.name)), ..Default::default() }
+    LabelSelector {
+        match_labels: Some(platform_selector(ctx.name)),
+        ..Default::default()
+    }
 }
 
 fn default_deny(ctx: &Ctx<'_>) -> NetworkPolicy {
@@ -103,20 +166,35 @@ fn allow(
         return None;
     }
     let peers: Vec<NetworkPolicyPeer> = peers.iter().map(policy_peer).collect();
-    let mut spec = NetworkPolicySpec { pod_selector: Some(pod_selector(ctx)), ..Default::default() };
+    let mut spec = NetworkPolicySpec {
+        pod_selector: Some(pod_selector(ctx)),
+        ..Default::default()
+    };
     match direction {
         FlowDirection::Ingress => {
             spec.policy_types = Some(vec!["Ingress".into()]);
-            spec.ingress = Some(vec![NetworkPolicyIngressRule { from: Some(peers), ports: Some(ports) }]);
+            spec.ingress = Some(vec![NetworkPolicyIngressRule {
+                from: Some(peers),
+                ports: Some(ports),
+            }]);
         }
         FlowDirection::Egress => {
             spec.policy_types = Some(vec!["Egress".into()]);
-            spec.egress = Some(vec![NetworkPolicyEgressRule { to: Some(peers), ports: Some(ports) }]);
+            spec.egress = Some(vec![NetworkPolicyEgressRule {
+                to: Some(peers),
+                ports: Some(ports),
+            }]);
         }
     }
     let mut metadata = ctx.meta(format!("{}-allow-{flow}", ctx.name), "isolation");
-    metadata.labels.get_or_insert_with(BTreeMap::new).insert("megalis.bzh/flow".into(), flow.into());
-    Some(NetworkPolicy { metadata, spec: Some(spec) })
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert("megalis.bzh/flow".into(), flow.into());
+    Some(NetworkPolicy {
+        metadata,
+        spec: Some(spec),
+    })
 }
 
 fn policy_peer(peer: &FlowPeer) -> NetworkPolicyPeer {
@@ -140,7 +218,11 @@ fn flow_port(port: &FlowPort) -> Option<NetworkPolicyPort> {
         (None, Some(number)) => IntOrString::Int(number),
         (None, None) => return None,
     };
-    Some(NetworkPolicyPort { port: Some(target), protocol: Some(protocol.into()), ..Default::default() })
+    Some(NetworkPolicyPort {
+        port: Some(target),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    })
 }
 
 fn platform_port_name(port: PlatformPort) -> &'static str {

@@ -38,7 +38,9 @@ impl ManagedKind {
             ManagedKind::Service => ("", "v1", "Service"),
             ManagedKind::Ingress => ("networking.k8s.io", "v1", "Ingress"),
             ManagedKind::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget"),
-            ManagedKind::HorizontalPodAutoscaler => ("autoscaling", "v2", "HorizontalPodAutoscaler"),
+            ManagedKind::HorizontalPodAutoscaler => {
+                ("autoscaling", "v2", "HorizontalPodAutoscaler")
+            }
             ManagedKind::PersistentVolumeClaim => ("", "v1", "PersistentVolumeClaim"),
             ManagedKind::ServiceMonitor => ("monitoring.coreos.com", "v1", "ServiceMonitor"),
             ManagedKind::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy"),

@@ -11,7 +11,10 @@ pub const PLATFORM: &str = "megalis.bzh/platform";
 pub fn object_labels(platform: &str, component: &str) -> BTreeMap<String, String> {
     let mut labels = platform_selector(platform);
     labels.insert(COMPONENT.into(), component.into());
-    labels.insert(MANAGED_BY.into(), megalis_operator_api::FIELD_MANAGER.into());
+    labels.insert(
+        MANAGED_BY.into(),
+        megalis_operator_api::FIELD_MANAGER.into(),
+    );
     labels.insert(PLATFORM.into(), platform.into());
     labels
 }
@@ -19,10 +22,16 @@ pub fn object_labels(platform: &str, component: &str) -> BTreeMap<String, String
 /// Labels selecting the platform's pods (Deployment selector, Services, NetworkPolicies).
 /// Kept minimal and stable: a Deployment selector is immutable.
 pub fn platform_selector(platform: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(NAME.into(), "megalis".into()), (INSTANCE.into(), platform.into())])
+    BTreeMap::from([
+        (NAME.into(), "megalis".into()),
+        (INSTANCE.into(), platform.into()),
+    ])
 }
 
 /// Label selector (API syntax) of every object the operator manages for `platform`.
 pub fn sweep_selector(platform: &str) -> String {
-    format!("{MANAGED_BY}={},{PLATFORM}={platform}", megalis_operator_api::FIELD_MANAGER)
+    format!(
+        "{MANAGED_BY}={},{PLATFORM}={platform}",
+        megalis_operator_api::FIELD_MANAGER
+    )
 }

@@ -12,8 +12,8 @@ mod plugins;
 mod workload;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::core::DynamicObject;
 use kube::Resource;
+use kube::core::DynamicObject;
 use megalis_operator_api::{Plugin, RegionalPlatform};
 use serde::Serialize;
 
@@ -44,7 +44,10 @@ pub enum BuildError {
     #[error("the RegionalPlatform has no {0}")]
     MissingMetadata(&'static str),
     #[error("cannot encode {what}: {source}")]
-    Encode { what: &'static str, source: serde_json::Error },
+    Encode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("cannot render the configuration: {0}")]
     Config(#[from] toml::ser::Error),
 }
@@ -75,7 +78,10 @@ pub struct DesiredState {
 
 impl DesiredState {
     pub fn find(&self, kind: ManagedKind, name: &str) -> Option<&DynamicObject> {
-        self.objects.iter().find(|o| o.kind == kind && o.name() == name).map(|o| &o.object)
+        self.objects
+            .iter()
+            .find(|o| o.kind == kind && o.name() == name)
+            .map(|o| &o.object)
     }
 }
 
@@ -110,9 +116,18 @@ impl Ctx<'_> {
 /// The owner reference is set when the platform has a UID (it comes from the API server);
 /// `render` works on files without one and emits objects without owner.
 pub fn build(platform: &RegionalPlatform, plugins: &[Plugin]) -> Result<DesiredState, BuildError> {
-    let name = platform.metadata.name.as_deref().ok_or(BuildError::MissingMetadata("name"))?;
+    let name = platform
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(BuildError::MissingMetadata("name"))?;
     let namespace = platform.metadata.namespace.as_deref().unwrap_or("default");
-    let ctx = Ctx { platform, name, namespace, owner: platform.controller_owner_ref(&()) };
+    let ctx = Ctx {
+        platform,
+        name,
+        namespace,
+        owner: platform.controller_owner_ref(&()),
+    };
 
     let plugin_set = plugins::select(platform, plugins);
     let plugins_toml = plugins::render_toml(&plugin_set.loaded)?;
@@ -135,15 +150,27 @@ pub fn build(platform: &RegionalPlatform, plugins: &[Plugin]) -> Result<DesiredS
         objects.push(typed(pvc)?);
     }
     if let Some(monitor) = workload::service_monitor(&ctx) {
-        objects.push(DesiredObject { kind: ManagedKind::ServiceMonitor, object: monitor });
+        objects.push(DesiredObject {
+            kind: ManagedKind::ServiceMonitor,
+            object: monitor,
+        });
     }
     let policies = isolation::network_policies(&ctx);
-    let allowed_flows = policies.iter().skip(1).filter_map(|p| p.metadata.name.clone()).collect();
+    let allowed_flows = policies
+        .iter()
+        .skip(1)
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     for policy in policies {
         objects.push(typed(policy)?);
     }
 
-    Ok(DesiredState { objects, config_checksum, plugins: plugin_set.report, allowed_flows })
+    Ok(DesiredState {
+        objects,
+        config_checksum,
+        plugins: plugin_set.report,
+        allowed_flows,
+    })
 }
 
 /// Converts a typed k8s-openapi object into the dynamic form the controller applies.
@@ -152,8 +179,14 @@ where
     K: Resource<DynamicType = ()> + Serialize,
 {
     let kind = ManagedKind::from_kind(&K::kind(&())).expect("only managed kinds are built");
-    let value = serde_json::to_value(&object).map_err(|source| BuildError::Encode { what: "object", source })?;
-    let object = serde_json::from_value(value).map_err(|source| BuildError::Encode { what: "object", source })?;
+    let value = serde_json::to_value(&object).map_err(|source| BuildError::Encode {
+        what: "object",
+        source,
+    })?;
+    let object = serde_json::from_value(value).map_err(|source| BuildError::Encode {
+        what: "object",
+        source,
+    })?;
     Ok(DesiredObject { kind, object })
 }
 

@@ -49,14 +49,20 @@ pub struct PluginSet {
 
 pub fn select(platform: &RegionalPlatform, plugins: &[Plugin]) -> PluginSet {
     let platform_name = platform.metadata.name.as_deref().unwrap_or_default();
-    let mut report = PluginReport { enabled: platform.spec.plugins.len(), ..Default::default() };
+    let mut report = PluginReport {
+        enabled: platform.spec.plugins.len(),
+        ..Default::default()
+    };
     let mut loaded = Vec::new();
     // Sorted and deduplicated so that the order of the list never changes the checksum.
     let mut enabled: Vec<&String> = platform.spec.plugins.iter().collect();
     enabled.sort();
     enabled.dedup();
     for id in enabled {
-        let Some(plugin) = plugins.iter().find(|p| p.metadata.name.as_ref() == Some(id)) else {
+        let Some(plugin) = plugins
+            .iter()
+            .find(|p| p.metadata.name.as_ref() == Some(id))
+        else {
             report.missing.push(id.clone());
             continue;
         };
@@ -91,9 +97,12 @@ fn module_path(sha256: &str) -> String {
 
 /// `plugins.toml`: one `[plugins.<id>]` table per loaded plugin.
 pub fn render_toml(loaded: &[LoadedPlugin]) -> Result<String, BuildError> {
-    let plugins: BTreeMap<&str, &LoadedPlugin> = loaded.iter().map(|p| (p.id.as_str(), p)).collect();
+    let plugins: BTreeMap<&str, &LoadedPlugin> =
+        loaded.iter().map(|p| (p.id.as_str(), p)).collect();
     let body = toml::to_string(&BTreeMap::from([("plugins", plugins)]))?;
-    Ok(format!("# Rendered by megalis-operator from the Plugin resources; the server watches this file.\n{body}"))
+    Ok(format!(
+        "# Rendered by megalis-operator from the Plugin resources; the server watches this file.\n{body}"
+    ))
 }
 
 /// Downloads each module to a temporary name, checks its SHA-256, then renames it into place.
@@ -114,11 +123,19 @@ while [ "$#" -ge 2 ]; do
 done
 "#;
 
-pub fn fetcher(image: &str, loaded: &[LoadedPlugin], security: k8s_openapi::api::core::v1::SecurityContext) -> Option<Container> {
+pub fn fetcher(
+    image: &str,
+    loaded: &[LoadedPlugin],
+    security: k8s_openapi::api::core::v1::SecurityContext,
+) -> Option<Container> {
     if loaded.is_empty() {
         return None;
     }
-    let mut args = vec![FETCH_SCRIPT.to_owned(), "fetch-plugins".to_owned(), format!("{DATA_DIR}/plugins")];
+    let mut args = vec![
+        FETCH_SCRIPT.to_owned(),
+        "fetch-plugins".to_owned(),
+        format!("{DATA_DIR}/plugins"),
+    ];
     for plugin in loaded {
         args.push(plugin.sha256.clone());
         args.push(plugin.url.clone());

@@ -5,20 +5,20 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, KeyToPath, LocalObjectReference, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
-    SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, LocalObjectReference, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeProjection, VolumeResourceRequirements,
 };
 use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
-    IngressTLS, ServiceBackendPort,
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -45,7 +45,10 @@ pub fn plugins_config_map_name(platform: &str) -> String {
 pub fn config_map(ctx: &Ctx<'_>, megalis_toml: &str) -> ConfigMap {
     ConfigMap {
         metadata: ctx.meta(config_map_name(ctx.name), "config"),
-        data: Some(BTreeMap::from([("megalis.toml".into(), megalis_toml.to_owned())])),
+        data: Some(BTreeMap::from([(
+            "megalis.toml".into(),
+            megalis_toml.to_owned(),
+        )])),
         ..Default::default()
     }
 }
@@ -53,7 +56,10 @@ pub fn config_map(ctx: &Ctx<'_>, megalis_toml: &str) -> ConfigMap {
 pub fn plugins_config_map(ctx: &Ctx<'_>, plugins_toml: &str) -> ConfigMap {
     ConfigMap {
         metadata: ctx.meta(plugins_config_map_name(ctx.name), "plugins"),
-        data: Some(BTreeMap::from([("plugins.toml".into(), plugins_toml.to_owned())])),
+        data: Some(BTreeMap::from([(
+            "plugins.toml".into(),
+            plugins_toml.to_owned(),
+        )])),
         ..Default::default()
     }
 }
@@ -65,8 +71,14 @@ fn restricted_container() -> SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -76,7 +88,16 @@ fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.into()),
-            items: Some(items.iter().map(|(key, path)| KeyToPath { key: (*key).into(), path: (*path).into(), ..Default::default() }).collect()),
+            items: Some(
+                items
+                    .iter()
+                    .map(|(key, path)| KeyToPath {
+                        key: (*key).into(),
+                        path: (*path).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             default_mode: Some(0o440),
             ..Default::default()
         }),
@@ -85,18 +106,31 @@ fn secret_volume(name: &str, secret: &str, items: &[(&str, &str)]) -> Volume {
 }
 
 fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(true), ..Default::default() }
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(false) }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -104,12 +138,21 @@ fn env_from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
 }
 
 fn container_port(name: &str, port: i32) -> ContainerPort {
-    ContainerPort { name: Some(name.into()), container_port: port, protocol: Some("TCP".into()), ..Default::default() }
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
 }
 
 fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
-        http_get: Some(HTTPGetAction { path: Some(path.into()), port: IntOrString::String("http".into()), ..Default::default() }),
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
         period_seconds: Some(period),
         failure_threshold: Some(failures),
         timeout_seconds: Some(2),
@@ -128,7 +171,10 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![
                     VolumeProjection {
-                        config_map: Some(ConfigMapProjection { name: config_map_name(ctx.name), ..Default::default() }),
+                        config_map: Some(ConfigMapProjection {
+                            name: config_map_name(ctx.name),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     },
                     VolumeProjection {
@@ -143,15 +189,31 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
             }),
             ..Default::default()
         },
-        Volume { name: "tmp".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
-        secret_volume("audit-key", &spec.audit.signing_key_secret, &[("signing.key", "signing.key")]),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        secret_volume(
+            "audit-key",
+            &spec.audit.signing_key_secret,
+            &[("signing.key", "signing.key")],
+        ),
     ];
-    let mut mounts = vec![mount("config", CONFIG_DIR), mount("audit-key", AUDIT_DIR), VolumeMount {
-        name: "tmp".into(),
-        mount_path: "/tmp".into(),
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR),
+        mount("audit-key", AUDIT_DIR),
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        },
+    ];
+    mounts.push(VolumeMount {
+        name: "data".into(),
+        mount_path: DATA_DIR.into(),
         ..Default::default()
-    }];
-    mounts.push(VolumeMount { name: "data".into(), mount_path: DATA_DIR.into(), ..Default::default() });
+    });
     volumes.push(match &spec.data_volume {
         Some(_) => Volume {
             name: "data".into(),
@@ -161,32 +223,68 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
             }),
             ..Default::default()
         },
-        None => Volume { name: "data".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+        None => Volume {
+            name: "data".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
     });
 
     match (&spec.database.postgres, &spec.database.sqlite) {
         (Some(pg), _) => {
-            volumes.push(secret_volume("database", &pg.url_secret.name, &[(&pg.url_secret.key, "url")]));
+            volumes.push(secret_volume(
+                "database",
+                &pg.url_secret.name,
+                &[(&pg.url_secret.key, "url")],
+            ));
             mounts.push(mount("database", &format!("{SECRETS_DIR}/database")));
-            env_vars.push(env("MEGALIS_DATABASE_URL_FILE", format!("{SECRETS_DIR}/database/url")));
+            env_vars.push(env(
+                "MEGALIS_DATABASE_URL_FILE",
+                format!("{SECRETS_DIR}/database/url"),
+            ));
         }
         // The SQLite URL holds no secret, but database URLs never go through the ConfigMap.
-        _ => env_vars.push(env("MEGALIS_DATABASE_URL", format!("sqlite://{DATA_DIR}/megalis.db"))),
+        _ => env_vars.push(env(
+            "MEGALIS_DATABASE_URL",
+            format!("sqlite://{DATA_DIR}/megalis.db"),
+        )),
     }
     if let Some(s3) = &spec.blobs.s3 {
-        env_vars.push(env_from_secret("MEGALIS_BLOBS_S3_ACCESS_KEY_ID", &s3.credentials_secret, "accessKeyId"));
-        volumes.push(secret_volume("s3", &s3.credentials_secret, &[("secretAccessKey", "secret-access-key")]));
+        env_vars.push(env_from_secret(
+            "MEGALIS_BLOBS_S3_ACCESS_KEY_ID",
+            &s3.credentials_secret,
+            "accessKeyId",
+        ));
+        volumes.push(secret_volume(
+            "s3",
+            &s3.credentials_secret,
+            &[("secretAccessKey", "secret-access-key")],
+        ));
         mounts.push(mount("s3", &format!("{SECRETS_DIR}/s3")));
-        env_vars.push(env("MEGALIS_BLOBS_S3_SECRET_ACCESS_KEY_FILE", format!("{SECRETS_DIR}/s3/secret-access-key")));
+        env_vars.push(env(
+            "MEGALIS_BLOBS_S3_SECRET_ACCESS_KEY_FILE",
+            format!("{SECRETS_DIR}/s3/secret-access-key"),
+        ));
     }
     if let Some(oidc) = &spec.oidc {
         let secret = &oidc.upstream_client_secret;
-        volumes.push(secret_volume("oidc", &secret.name, &[(&secret.key, "client-secret")]));
+        volumes.push(secret_volume(
+            "oidc",
+            &secret.name,
+            &[(&secret.key, "client-secret")],
+        ));
         mounts.push(mount("oidc", &format!("{SECRETS_DIR}/oidc")));
-        env_vars.push(env("MEGALIS_OIDC_UPSTREAM_CLIENT_SECRET_FILE", format!("{SECRETS_DIR}/oidc/client-secret")));
+        env_vars.push(env(
+            "MEGALIS_OIDC_UPSTREAM_CLIENT_SECRET_FILE",
+            format!("{SECRETS_DIR}/oidc/client-secret"),
+        ));
     }
     if let Some(secret) = &spec.server_tls_secret {
-        volumes.push(secret_volume("tls", secret, &[("tls.crt", "tls.crt"), ("tls.key", "tls.key")]));
+        volumes.push(secret_volume(
+            "tls",
+            secret,
+            &[("tls.crt", "tls.crt"), ("tls.key", "tls.key")],
+        ));
         mounts.push(mount("tls", TLS_DIR));
     }
     let mut ports = vec![container_port("http", HTTP_PORT)];
@@ -234,12 +332,21 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
         spec: Some(DeploymentSpec {
             // Left out under autoscaling, so that server-side apply does not fight the HPA.
             replicas: spec.autoscaling.is_none().then_some(spec.replicas),
-            selector: LabelSelector { match_labels: Some(platform_selector(ctx.name)), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(platform_selector(ctx.name)),
+                ..Default::default()
+            },
             strategy: Some(if single_writer(ctx) {
                 // One pod holds the SQLite file or a ReadWriteOnce volume: stop it before the next starts.
-                DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }
+                DeploymentStrategy {
+                    type_: Some("Recreate".into()),
+                    ..Default::default()
+                }
             } else {
-                DeploymentStrategy { type_: Some("RollingUpdate".into()), ..Default::default() }
+                DeploymentStrategy {
+                    type_: Some("RollingUpdate".into()),
+                    ..Default::default()
+                }
             }),
             template: PodTemplateSpec {
                 metadata: Some(kube::core::ObjectMeta {
@@ -255,12 +362,21 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
                         run_as_user: Some(RUN_AS),
                         run_as_group: Some(RUN_AS),
                         fs_group: Some(RUN_AS),
-                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
-                    termination_grace_period_seconds: Some(i64::from(spec.shutdown_grace_period_seconds) + 10),
-                    init_containers: fetcher(&spec.plugin_fetcher_image, plugins, restricted_container())
-                        .map(|c| vec![c]),
+                    termination_grace_period_seconds: Some(
+                        i64::from(spec.shutdown_grace_period_seconds) + 10,
+                    ),
+                    init_containers: fetcher(
+                        &spec.plugin_fetcher_image,
+                        plugins,
+                        restricted_container(),
+                    )
+                    .map(|c| vec![c]),
                     containers: vec![server],
                     volumes: Some(volumes),
                     image_pull_secrets: (!spec.image_pull_secrets.is_empty()).then(|| {
@@ -269,7 +385,8 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
                             .map(|name| LocalObjectReference { name: name.clone() })
                             .collect()
                     }),
-                    node_selector: (!spec.pod.node_selector.is_empty()).then(|| spec.pod.node_selector.clone()),
+                    node_selector: (!spec.pod.node_selector.is_empty())
+                        .then(|| spec.pod.node_selector.clone()),
                     priority_class_name: spec.pod.priority_class_name.clone(),
                     ..Default::default()
                 }),
@@ -283,7 +400,10 @@ pub fn deployment(ctx: &Ctx<'_>, plugins: &[LoadedPlugin], checksum: &str) -> De
 fn single_writer(ctx: &Ctx<'_>) -> bool {
     let spec = ctx.spec();
     spec.database.sqlite.is_some()
-        || spec.data_volume.as_ref().is_some_and(|v| v.access_mode == VolumeAccessMode::ReadWriteOnce)
+        || spec
+            .data_volume
+            .as_ref()
+            .is_some_and(|v| v.access_mode == VolumeAccessMode::ReadWriteOnce)
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -328,10 +448,20 @@ pub fn services(ctx: &Ctx<'_>) -> Vec<Service> {
         services.push(external_service(ctx, "mtls", mtls.port, &mtls.exposure));
     }
     if let Some(mllp) = &spec.mllp {
-        services.push(external_service(ctx, "mllp", mllp.port.unwrap_or(MLLP_PORT), &mllp.exposure));
+        services.push(external_service(
+            ctx,
+            "mllp",
+            mllp.port.unwrap_or(MLLP_PORT),
+            &mllp.exposure,
+        ));
     }
     if let Some(dicom) = &spec.dicom {
-        services.push(external_service(ctx, "dicom", dicom.port.unwrap_or(DICOM_PORT), &dicom.exposure));
+        services.push(external_service(
+            ctx,
+            "dicom",
+            dicom.port.unwrap_or(DICOM_PORT),
+            &dicom.exposure,
+        ));
     }
     services
 }
@@ -382,7 +512,10 @@ pub fn ingress(ctx: &Ctx<'_>) -> Ingress {
                         backend: IngressBackend {
                             service: Some(IngressServiceBackend {
                                 name: ctx.name.to_owned(),
-                                port: Some(ServiceBackendPort { name: Some("http".into()), ..Default::default() }),
+                                port: Some(ServiceBackendPort {
+                                    name: Some("http".into()),
+                                    ..Default::default()
+                                }),
                             }),
                             ..Default::default()
                         },
@@ -402,7 +535,10 @@ pub fn pod_disruption_budget(ctx: &Ctx<'_>) -> PodDisruptionBudget {
         metadata: ctx.meta(ctx.name, "server"),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
-            selector: Some(LabelSelector { match_labels: Some(platform_selector(ctx.name)), ..Default::default() }),
+            selector: Some(LabelSelector {
+                match_labels: Some(platform_selector(ctx.name)),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -459,7 +595,10 @@ pub fn data_volume_claim(ctx: &Ctx<'_>) -> Option<PersistentVolumeClaim> {
             access_modes: Some(vec![access_mode.into()]),
             storage_class_name: volume.storage_class_name.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([("storage".into(), Quantity(volume.size.clone()))])),
+                requests: Some(BTreeMap::from([(
+                    "storage".into(),
+                    Quantity(volume.size.clone()),
+                )])),
                 ..Default::default()
             }),
             ..Default::default()
@@ -478,7 +617,8 @@ pub fn service_monitor(ctx: &Ctx<'_>) -> Option<DynamicObject> {
     if let Some(interval) = &monitoring.interval {
         endpoint["interval"] = json!(interval);
     }
-    let resource = ApiResource::from_gvk_with_plural(&ManagedKind::ServiceMonitor.gvk(), "servicemonitors");
+    let resource =
+        ApiResource::from_gvk_with_plural(&ManagedKind::ServiceMonitor.gvk(), "servicemonitors");
     let mut monitor = DynamicObject::new(ctx.name, &resource).data(json!({
         "spec": {
             "selector": { "matchLabels": crate::labels::object_labels(ctx.name, "server") },

@@ -7,16 +7,32 @@ use megalis_operator_build::{ManagedKind, build};
 use serde_json::Value;
 
 fn objects_of(state: &megalis_operator_build::DesiredState, kind: ManagedKind) -> Vec<&Value> {
-    state.objects.iter().filter(|o| o.kind == kind).map(|o| &o.object.data).collect()
+    state
+        .objects
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(|o| &o.object.data)
+        .collect()
 }
 
 fn deployment(state: &megalis_operator_build::DesiredState, name: &str) -> Value {
-    serde_json::to_value(state.find(ManagedKind::Deployment, name).expect("deployment")).unwrap()
+    serde_json::to_value(
+        state
+            .find(ManagedKind::Deployment, name)
+            .expect("deployment"),
+    )
+    .unwrap()
 }
 
 fn config_toml(state: &megalis_operator_build::DesiredState, name: &str) -> toml::Table {
-    let cm = state.find(ManagedKind::ConfigMap, &format!("{name}-config")).expect("config map");
-    cm.data["data"]["megalis.toml"].as_str().unwrap().parse().expect("valid TOML")
+    let cm = state
+        .find(ManagedKind::ConfigMap, &format!("{name}-config"))
+        .expect("config map");
+    cm.data["data"]["megalis.toml"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .expect("valid TOML")
 }
 
 #[test]
@@ -46,7 +62,10 @@ fn bretagne_has_one_policy_per_flow_and_a_default_deny() {
         "bretagne-allow-flow-turn-relay",
         "bretagne-allow-flow-support-vpn",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }
 
@@ -75,7 +94,10 @@ fn no_policy_rule_ever_has_an_empty_peer_list() {
     assert!(state.allowed_flows.is_empty());
 
     let (platform, plugins) = common::bretagne();
-    for policy in objects_of(&build(&platform, &plugins).unwrap(), ManagedKind::NetworkPolicy) {
+    for policy in objects_of(
+        &build(&platform, &plugins).unwrap(),
+        ManagedKind::NetworkPolicy,
+    ) {
         for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
             assert!(!rule["from"].as_array().unwrap().is_empty());
             assert!(!rule["ports"].as_array().unwrap().is_empty());
@@ -90,8 +112,16 @@ fn no_policy_rule_ever_has_an_empty_peer_list() {
 #[test]
 fn database_url_never_reaches_the_config_map() {
     let cases: [(&str, &str, Option<&str>); 2] = [
-        ("platform-bretagne.yaml", "MEGALIS_DATABASE_URL_FILE", Some("/run/secrets/megalis/database/url")),
-        ("platform-minimal.yaml", "MEGALIS_DATABASE_URL", Some("sqlite:///var/lib/megalis/megalis.db")),
+        (
+            "platform-bretagne.yaml",
+            "MEGALIS_DATABASE_URL_FILE",
+            Some("/run/secrets/megalis/database/url"),
+        ),
+        (
+            "platform-minimal.yaml",
+            "MEGALIS_DATABASE_URL",
+            Some("sqlite:///var/lib/megalis/megalis.db"),
+        ),
     ];
     for (file, variable, value) in cases {
         let platform = common::platform(file);
@@ -101,10 +131,19 @@ fn database_url_never_reaches_the_config_map() {
         assert!(toml["database"].get("url").is_none(), "{file}");
         for cm in objects_of(&state, ManagedKind::ConfigMap) {
             let text = serde_json::to_string(cm).unwrap();
-            assert!(!text.contains("postgres://") && !text.contains("sqlite://"), "{file}: {text}");
+            assert!(
+                !text.contains("postgres://") && !text.contains("sqlite://"),
+                "{file}: {text}"
+            );
         }
-        let env = deployment(&state, &name)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
-        let found = env.as_array().unwrap().iter().find(|e| e["name"] == variable).expect(variable);
+        let env =
+            deployment(&state, &name)["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+        let found = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == variable)
+            .expect(variable);
         assert_eq!(found["value"].as_str(), value, "{file}");
     }
 }
@@ -116,7 +155,10 @@ fn configuration_keys_follow_the_platform_contract() {
     let get = |path: &str| -> String {
         let mut value = toml::Value::Table(toml.clone());
         for part in path.split('.') {
-            value = value.get(part).unwrap_or_else(|| panic!("{path} missing")).clone();
+            value = value
+                .get(part)
+                .unwrap_or_else(|| panic!("{path} missing"))
+                .clone();
         }
         match value {
             toml::Value::String(s) => s,
@@ -149,13 +191,19 @@ fn configuration_keys_follow_the_platform_contract() {
         assert_eq!(get(key), expected, "{key}");
     }
     assert_eq!(toml["trusted_proxies"].as_array().unwrap().len(), 1);
-    assert!(toml["oidc"].get("upstream_client_secret").is_none(), "secrets stay out of the ConfigMap");
+    assert!(
+        toml["oidc"].get("upstream_client_secret").is_none(),
+        "secrets stay out of the ConfigMap"
+    );
     assert!(toml["blobs"].get("s3_secret_access_key").is_none());
 }
 
 #[test]
 fn single_writer_storage_recreates_instead_of_rolling() {
-    let cases = [("platform-minimal.yaml", "Recreate", Some(1)), ("platform-bretagne.yaml", "RollingUpdate", None)];
+    let cases = [
+        ("platform-minimal.yaml", "Recreate", Some(1)),
+        ("platform-bretagne.yaml", "RollingUpdate", None),
+    ];
     for (file, strategy, replicas) in cases {
         let platform = common::platform(file);
         let name = platform.metadata.name.clone().unwrap();
@@ -172,19 +220,33 @@ fn pods_meet_the_restricted_pod_security_standard() {
     let deployment = deployment(&build(&platform, &plugins).unwrap(), "bretagne");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     assert_eq!(pod["automountServiceAccountToken"], false);
-    let containers = pod["containers"].as_array().unwrap().iter().chain(pod["initContainers"].as_array().unwrap());
+    let containers = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pod["initContainers"].as_array().unwrap());
     for container in containers {
         let sc = &container["securityContext"];
-        assert_eq!(sc["allowPrivilegeEscalation"], false, "{}", container["name"]);
+        assert_eq!(
+            sc["allowPrivilegeEscalation"], false,
+            "{}",
+            container["name"]
+        );
         assert_eq!(sc["readOnlyRootFilesystem"], true);
         assert_eq!(sc["capabilities"]["drop"][0], "ALL");
     }
     let server = &pod["containers"][0];
     assert_eq!(server["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(server["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(server["args"], serde_json::json!(["--config", "/etc/megalis/megalis.toml", "serve"]));
+    assert_eq!(
+        server["args"],
+        serde_json::json!(["--config", "/etc/megalis/megalis.toml", "serve"])
+    );
 }
 
 #[test]
@@ -194,20 +256,36 @@ fn checksum_rolls_pods_for_server_config_and_modules_but_not_plugin_grants() {
 
     let mut louder = platform.clone();
     louder.spec.log.level = "debug".into();
-    assert_ne!(build(&louder, &plugins).unwrap().config_checksum, base, "server config change");
+    assert_ne!(
+        build(&louder, &plugins).unwrap().config_checksum,
+        base,
+        "server config change"
+    );
 
     let mut new_module = plugins.clone();
     new_module[0].spec.module.sha256 = "a".repeat(64);
-    assert_ne!(build(&platform, &new_module).unwrap().config_checksum, base, "module change");
+    assert_ne!(
+        build(&platform, &new_module).unwrap().config_checksum,
+        base,
+        "module change"
+    );
 
     let mut new_grant = plugins.clone();
     new_grant[0].spec.config.insert("quota".into(), "10".into());
     new_grant[1].spec.limits.memory_mib = 1024;
-    assert_eq!(build(&platform, &new_grant).unwrap().config_checksum, base, "plugins.toml is watched");
+    assert_eq!(
+        build(&platform, &new_grant).unwrap().config_checksum,
+        base,
+        "plugins.toml is watched"
+    );
 
     let mut reordered = platform.clone();
     reordered.spec.plugins.reverse();
-    assert_eq!(build(&reordered, &plugins).unwrap().config_checksum, base, "order of the list is irrelevant");
+    assert_eq!(
+        build(&reordered, &plugins).unwrap().config_checksum,
+        base,
+        "order of the list is irrelevant"
+    );
 }
 
 #[test]
@@ -220,13 +298,33 @@ fn plugins_are_reported_loaded_missing_or_refused() {
     assert_eq!(state.plugins.enabled, 5);
     assert_eq!(state.plugins.loaded, vec!["breizh-rein", "messaging"]);
     assert_eq!(state.plugins.missing, vec!["absent"]);
-    let refused: Vec<_> = state.plugins.invalid.iter().map(|(name, _)| name.as_str()).collect();
+    let refused: Vec<_> = state
+        .plugins
+        .invalid
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
     assert_eq!(refused, vec!["imaging", "video"]);
-    assert!(state.plugins.invalid[1].1.contains("sha256"), "{:?}", state.plugins.invalid);
+    assert!(
+        state.plugins.invalid[1].1.contains("sha256"),
+        "{:?}",
+        state.plugins.invalid
+    );
 
-    let cm = state.find(ManagedKind::ConfigMap, "bretagne-plugins").unwrap();
-    let toml: toml::Table = cm.data["data"]["plugins.toml"].as_str().unwrap().parse().unwrap();
-    let loaded: Vec<_> = toml["plugins"].as_table().unwrap().keys().cloned().collect();
+    let cm = state
+        .find(ManagedKind::ConfigMap, "bretagne-plugins")
+        .unwrap();
+    let toml: toml::Table = cm.data["data"]["plugins.toml"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let loaded: Vec<_> = toml["plugins"]
+        .as_table()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(loaded, vec!["breizh-rein", "messaging"]);
     let messaging = &toml["plugins"]["messaging"];
     assert_eq!(
@@ -234,21 +332,32 @@ fn plugins_are_reported_loaded_missing_or_refused() {
         "/var/lib/megalis/plugins/2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae.wasm"
     );
     assert_eq!(messaging["limits"]["memory_mib"].as_integer(), Some(128));
-    assert_eq!(messaging["config"]["mssante-domain"].as_str(), Some("bretagne.mssante.fr"));
+    assert_eq!(
+        messaging["config"]["mssante-domain"].as_str(),
+        Some("bretagne.mssante.fr")
+    );
 }
 
 #[test]
 fn owner_reference_only_when_the_platform_comes_from_the_api_server() {
     let mut platform: RegionalPlatform = common::platform("platform-minimal.yaml");
     let rendered = build(&platform, &[]).unwrap();
-    assert!(rendered.objects.iter().all(|o| o.object.metadata.owner_references.is_none()));
+    assert!(
+        rendered
+            .objects
+            .iter()
+            .all(|o| o.object.metadata.owner_references.is_none())
+    );
 
     platform.metadata.uid = Some("6c1f4c0e-9d5e-4a43-9a53-0d3c1f1c2b7a".into());
     let applied = build(&platform, &[]).unwrap();
     for object in &applied.objects {
         let owners = &object.object.metadata.owner_references;
         if object.kind == ManagedKind::PersistentVolumeClaim {
-            assert!(owners.is_none(), "deleting the platform must not delete health data");
+            assert!(
+                owners.is_none(),
+                "deleting the platform must not delete health data"
+            );
         } else {
             let owner = &owners.as_ref().expect("owned")[0];
             assert_eq!(owner.kind, "RegionalPlatform");
@@ -266,15 +375,30 @@ fn peers_become_ip_blocks_or_selectors() {
         ..Default::default()
     }]);
     let state = build(&platform, &[]).unwrap();
-    let dns = state.find(ManagedKind::NetworkPolicy, "demo-allow-dns").unwrap();
+    let dns = state
+        .find(ManagedKind::NetworkPolicy, "demo-allow-dns")
+        .unwrap();
     let rule = &dns.data["spec"]["egress"][0];
     assert_eq!(rule["to"][0]["ipBlock"]["cidr"], "10.96.0.10/32");
-    let ports: Vec<_> = rule["ports"].as_array().unwrap().iter().map(|p| p["protocol"].as_str().unwrap()).collect();
+    let ports: Vec<_> = rule["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["protocol"].as_str().unwrap())
+        .collect();
     assert_eq!(ports, vec!["UDP", "TCP"]);
-    let ingress = state.find(ManagedKind::NetworkPolicy, "demo-allow-ingress-controller").unwrap();
+    let ingress = state
+        .find(ManagedKind::NetworkPolicy, "demo-allow-ingress-controller")
+        .unwrap();
     let from = &ingress.data["spec"]["ingress"][0]["from"][0];
-    assert_eq!(from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], "ingress-nginx");
-    assert_eq!(from["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "ingress-nginx");
+    assert_eq!(
+        from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    assert_eq!(
+        from["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "ingress-nginx"
+    );
 }
 
 #[test]
@@ -282,8 +406,13 @@ fn external_listeners_keep_hospital_source_addresses() {
     let (platform, plugins) = common::bretagne();
     let state = build(&platform, &plugins).unwrap();
     for listener in ["mtls", "mllp", "dicom"] {
-        let service = state.find(ManagedKind::Service, &format!("bretagne-{listener}")).unwrap();
+        let service = state
+            .find(ManagedKind::Service, &format!("bretagne-{listener}"))
+            .unwrap();
         assert_eq!(service.data["spec"]["type"], "LoadBalancer", "{listener}");
-        assert_eq!(service.data["spec"]["externalTrafficPolicy"], "Local", "{listener}");
+        assert_eq!(
+            service.data["spec"]["externalTrafficPolicy"], "Local",
+            "{listener}"
+        );
     }
 }

@@ -9,11 +9,22 @@ pub enum Error {
     #[error("cannot build the desired objects: {0}")]
     Build(#[from] megalis_operator_build::BuildError),
     #[error("cannot apply {kind:?} {name}: {source}")]
-    Apply { kind: ManagedKind, name: String, source: kube::Error },
+    Apply {
+        kind: ManagedKind,
+        name: String,
+        source: kube::Error,
+    },
     #[error("cannot delete orphaned {kind:?} {name}: {source}")]
-    Sweep { kind: ManagedKind, name: String, source: kube::Error },
+    Sweep {
+        kind: ManagedKind,
+        name: String,
+        source: kube::Error,
+    },
     #[error("cannot read {what}: {source}")]
-    Read { what: &'static str, source: kube::Error },
+    Read {
+        what: &'static str,
+        source: kube::Error,
+    },
     #[error("cannot write the status: {0}")]
     Status(kube::Error),
     #[error("the resource has no {0}")]
@@ -21,9 +32,15 @@ pub enum Error {
     #[error("leader election: {0}")]
     Lease(kube::Error),
     #[error("cannot read {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Yaml { path: String, source: serde_yaml::Error },
+    Yaml {
+        path: String,
+        source: serde_yaml::Error,
+    },
     #[error("{path}: {message}")]
     Input { path: String, message: String },
     #[error("cannot encode YAML: {0}")]
@@ -47,7 +64,9 @@ impl Error {
             Error::Status(_) => "StatusFailed",
             Error::MissingMetadata(_) => "MissingMetadata",
             Error::Lease(_) => "LeaseFailed",
-            Error::File { .. } | Error::Yaml { .. } | Error::Input { .. } | Error::Encode(_) => "InputError",
+            Error::File { .. } | Error::Yaml { .. } | Error::Input { .. } | Error::Encode(_) => {
+                "InputError"
+            }
             Error::Client(_) => "ClientError",
             Error::Serve(_) | Error::Metrics(_) => "MetricsError",
         }

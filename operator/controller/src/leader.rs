@@ -19,8 +19,18 @@ pub struct LeaseLock {
 }
 
 impl LeaseLock {
-    pub fn new(api: Api<Lease>, name: impl Into<String>, identity: impl Into<String>, duration: Duration) -> Self {
-        Self { api, name: name.into(), identity: identity.into(), duration }
+    pub fn new(
+        api: Api<Lease>,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            api,
+            name: name.into(),
+            identity: identity.into(),
+            duration,
+        }
     }
 
     pub fn duration(&self) -> Duration {
@@ -33,7 +43,10 @@ impl LeaseLock {
         let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(Error::Lease)? else {
             let lease = Lease {
-                metadata: kube::core::ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+                metadata: kube::core::ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
                     lease_duration_seconds: Some(seconds),
@@ -51,8 +64,14 @@ impl LeaseLock {
         };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let ours = spec.holder_identity.as_deref() == Some(self.identity.as_str());
-        let held_for = spec.lease_duration_seconds.map(|s| SignedDuration::from_secs(i64::from(s))).unwrap_or_default();
-        let expired = spec.renew_time.as_ref().is_none_or(|renewed| renewed.0 + held_for < now);
+        let held_for = spec
+            .lease_duration_seconds
+            .map(|s| SignedDuration::from_secs(i64::from(s)))
+            .unwrap_or_default();
+        let expired = spec
+            .renew_time
+            .as_ref()
+            .is_none_or(|renewed| renewed.0 + held_for < now);
         if !ours && !expired && spec.holder_identity.is_some() {
             return Ok(false);
         }
@@ -64,7 +83,11 @@ impl LeaseLock {
         spec.lease_duration_seconds = Some(seconds);
         spec.renew_time = Some(MicroTime(now));
         // The resourceVersion read above makes this a compare-and-swap.
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if is_conflict(&error) => Ok(false),
             Err(error) => Err(Error::Lease(error)),

@@ -22,7 +22,11 @@ enum Command {
         #[arg(long, env = "MEGALIS_OPERATOR_WATCH_NAMESPACE")]
         namespace: Option<String>,
         /// Address of /metrics, /healthz and /readyz.
-        #[arg(long, env = "MEGALIS_OPERATOR_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+        #[arg(
+            long,
+            env = "MEGALIS_OPERATOR_METRICS_LISTEN",
+            default_value = "0.0.0.0:8080"
+        )]
         metrics_listen: SocketAddr,
         /// Elect a leader through a Lease in this namespace (needed with more than one replica).
         #[arg(long, env = "MEGALIS_OPERATOR_LEASE_NAMESPACE")]
@@ -47,11 +51,25 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds => crds_yaml().map(|yaml| print!("{yaml}")),
         Command::Render { files } => render_files(&files).map(|yaml| print!("{yaml}")),
-        Command::Run { namespace, metrics_listen, lease_namespace, identity } => {
-            tracing_subscriber::fmt().json().with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-            ).init();
-            run(RunOptions { namespace, metrics_listen, lease: lease_namespace.map(|ns| (ns, identity)) }).await
+        Command::Run {
+            namespace,
+            metrics_listen,
+            lease_namespace,
+            identity,
+        } => {
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            run(RunOptions {
+                namespace,
+                metrics_listen,
+                lease: lease_namespace.map(|ns| (ns, identity)),
+            })
+            .await
         }
     };
     match result {

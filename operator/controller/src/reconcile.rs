@@ -32,7 +32,12 @@ pub struct Context {
 impl Context {
     pub fn new(client: Client, metrics: Metrics) -> Self {
         let recorder = Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER));
-        Self { client, recorder, metrics, failures: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -42,10 +47,16 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// While pods roll out, look again soon to move the status to Ready.
 const ROLLOUT_POLL: Duration = Duration::from_secs(15);
 
-pub async fn reconcile(platform: Arc<RegionalPlatform>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    platform: Arc<RegionalPlatform>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let started = Instant::now();
     let outcome = reconcile_platform(&platform, &ctx).await;
-    ctx.metrics.duration.with_label_values(&["RegionalPlatform"]).observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .duration
+        .with_label_values(&["RegionalPlatform"])
+        .observe(started.elapsed().as_secs_f64());
     let key = object_key(&platform);
     match &outcome {
         Ok(_) => {
@@ -54,7 +65,10 @@ pub async fn reconcile(platform: Arc<RegionalPlatform>, ctx: Arc<Context>) -> Re
         }
         Err(error) => {
             ctx.metrics.reconciles.with_label_values(&["error"]).inc();
-            ctx.metrics.failures.with_label_values(&[error.reason()]).inc();
+            ctx.metrics
+                .failures
+                .with_label_values(&[error.reason()])
+                .inc();
         }
     }
     outcome
@@ -81,20 +95,43 @@ pub fn backoff(attempts: u32, jitter: f64) -> Duration {
 }
 
 fn object_key(platform: &RegionalPlatform) -> String {
-    format!("{}/{}", platform.namespace().unwrap_or_default(), platform.name_any())
+    format!(
+        "{}/{}",
+        platform.namespace().unwrap_or_default(),
+        platform.name_any()
+    )
 }
 
 async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Result<Action, Error> {
-    let namespace = platform.namespace().ok_or(Error::MissingMetadata("namespace"))?;
-    let name = platform.metadata.name.clone().ok_or(Error::MissingMetadata("name"))?;
+    let namespace = platform
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = platform
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("name"))?;
     let platforms: Api<RegionalPlatform> = Api::namespaced(ctx.client.clone(), &namespace);
 
     // validate: a refused spec is not an error to retry, it waits for the next change.
     if let Err(invalid) = validate_platform(platform) {
         let message = invalid.to_string();
         info!(platform = %name, %message, "spec refused");
-        publish(ctx, platform, EventType::Warning, "InvalidSpec", "Validate", &message).await;
-        let status = compute(platform.status.as_ref(), platform.metadata.generation, &Observation::Invalid { message }, Timestamp::now());
+        publish(
+            ctx,
+            platform,
+            EventType::Warning,
+            "InvalidSpec",
+            "Validate",
+            &message,
+        )
+        .await;
+        let status = compute(
+            platform.status.as_ref(),
+            platform.metadata.generation,
+            &Observation::Invalid { message },
+            Timestamp::now(),
+        );
         write_status(&platforms, &name, &status).await?;
         return Ok(Action::await_change());
     }
@@ -104,7 +141,10 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
     let plugins = plugins
         .list(&ListParams::default())
         .await
-        .map_err(|source| Error::Read { what: "plugins", source })?
+        .map_err(|source| Error::Read {
+            what: "plugins",
+            source,
+        })?
         .items;
 
     // build
@@ -115,8 +155,12 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
     let mut skipped = Vec::new();
     let mut deployment: Option<DynamicObject> = None;
     for object in &desired.objects {
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, &object.kind.api_resource());
-        match api.patch(object.name(), &params, &Patch::Apply(&object.object)).await {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &namespace, &object.kind.api_resource());
+        match api
+            .patch(object.name(), &params, &Patch::Apply(&object.object))
+            .await
+        {
             Ok(applied) => {
                 if object.kind == ManagedKind::Deployment {
                     deployment = Some(applied);
@@ -126,8 +170,20 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
                 skipped.push(format!("{:?}/{}", object.kind, object.name()));
             }
             Err(source) => {
-                let error = Error::Apply { kind: object.kind, name: object.name().to_owned(), source };
-                publish(ctx, platform, EventType::Warning, error.reason(), "Apply", &error.to_string()).await;
+                let error = Error::Apply {
+                    kind: object.kind,
+                    name: object.name().to_owned(),
+                    source,
+                };
+                publish(
+                    ctx,
+                    platform,
+                    EventType::Warning,
+                    error.reason(),
+                    "Apply",
+                    &error.to_string(),
+                )
+                .await;
                 return Err(error);
             }
         }
@@ -137,7 +193,15 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
     let deleted = sweep_orphans(ctx, &namespace, &name, &desired).await?;
     if !deleted.is_empty() {
         let note = format!("deleted objects no longer declared: {}", deleted.join(", "));
-        publish(ctx, platform, EventType::Normal, "OrphansDeleted", "Sweep", &note).await;
+        publish(
+            ctx,
+            platform,
+            EventType::Normal,
+            "OrphansDeleted",
+            "Sweep",
+            &note,
+        )
+        .await;
     }
 
     // status
@@ -151,11 +215,24 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
         config_checksum: desired.config_checksum.clone(),
         skipped,
     });
-    let status = compute(platform.status.as_ref(), platform.metadata.generation, &observation, Timestamp::now());
+    let status = compute(
+        platform.status.as_ref(),
+        platform.metadata.generation,
+        &observation,
+        Timestamp::now(),
+    );
     let became_ready = status.phase != platform.status.as_ref().and_then(|s| s.phase);
     if became_ready {
         let note = format!("phase {:?}", status.phase.expect("phase is always set"));
-        publish(ctx, platform, EventType::Normal, "PhaseChanged", "Reconcile", &note).await;
+        publish(
+            ctx,
+            platform,
+            EventType::Normal,
+            "PhaseChanged",
+            "Reconcile",
+            &note,
+        )
+        .await;
     }
     let settled = status.phase == Some(megalis_operator_api::PlatformPhase::Ready);
     write_status(&platforms, &name, &status).await?;
@@ -164,16 +241,28 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
 
 /// Deletes every object carrying the platform's labels that the current spec no longer
 /// declares (a removed flow, listener or plugin). Volumes are never swept.
-async fn sweep_orphans(ctx: &Context, namespace: &str, platform: &str, desired: &DesiredState) -> Result<Vec<String>, Error> {
-    let wanted: HashSet<(ManagedKind, &str)> = desired.objects.iter().map(|o| (o.kind, o.name())).collect();
+async fn sweep_orphans(
+    ctx: &Context,
+    namespace: &str,
+    platform: &str,
+    desired: &DesiredState,
+) -> Result<Vec<String>, Error> {
+    let wanted: HashSet<(ManagedKind, &str)> =
+        desired.objects.iter().map(|o| (o.kind, o.name())).collect();
     let selector = ListParams::default().labels(&sweep_selector(platform));
     let mut deleted = Vec::new();
     for kind in ManagedKind::ALL.into_iter().filter(|k| k.swept()) {
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), namespace, &kind.api_resource());
         let existing = match api.list_metadata(&selector).await {
             Ok(list) => list.items,
             Err(error) if kind.optional_api() && is_not_found(&error) => continue,
-            Err(source) => return Err(Error::Read { what: "managed objects", source }),
+            Err(source) => {
+                return Err(Error::Read {
+                    what: "managed objects",
+                    source,
+                });
+            }
         };
         for object in existing {
             let name = object.name_any();
@@ -191,8 +280,13 @@ async fn sweep_orphans(ctx: &Context, namespace: &str, platform: &str, desired: 
 }
 
 /// (desired, ready, updated) replicas of the applied Deployment.
-fn deployment_replicas(applied: Option<DynamicObject>, platform: &RegionalPlatform) -> (i32, i32, i32) {
-    let deployment: Option<Deployment> = applied.and_then(|d| serde_json::to_value(d).ok()).and_then(|v| serde_json::from_value(v).ok());
+fn deployment_replicas(
+    applied: Option<DynamicObject>,
+    platform: &RegionalPlatform,
+) -> (i32, i32, i32) {
+    let deployment: Option<Deployment> = applied
+        .and_then(|d| serde_json::to_value(d).ok())
+        .and_then(|v| serde_json::from_value(v).ok());
     let desired = deployment
         .as_ref()
         .and_then(|d| d.spec.as_ref())
@@ -201,18 +295,37 @@ fn deployment_replicas(applied: Option<DynamicObject>, platform: &RegionalPlatfo
         .unwrap_or(platform.spec.replicas);
     let status = deployment.and_then(|d| d.status).unwrap_or_default();
     // A Deployment whose controller has not yet seen the new generation reports stale counts.
-    (desired, status.ready_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0))
+    (
+        desired,
+        status.ready_replicas.unwrap_or(0),
+        status.updated_replicas.unwrap_or(0),
+    )
 }
 
-async fn write_status(api: &Api<RegionalPlatform>, name: &str, status: &megalis_operator_api::RegionalPlatformStatus) -> Result<(), Error> {
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({ "status": status })))
-        .await
-        .map(|_| ())
-        .map_err(Error::Status)
+async fn write_status(
+    api: &Api<RegionalPlatform>,
+    name: &str,
+    status: &megalis_operator_api::RegionalPlatformStatus,
+) -> Result<(), Error> {
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map(|_| ())
+    .map_err(Error::Status)
 }
 
 /// Events are best effort: failing to record one must not fail the reconcile.
-async fn publish(ctx: &Context, platform: &RegionalPlatform, type_: EventType, reason: &str, action: &str, note: &str) {
+async fn publish(
+    ctx: &Context,
+    platform: &RegionalPlatform,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
@@ -220,7 +333,11 @@ async fn publish(ctx: &Context, platform: &RegionalPlatform, type_: EventType, r
         action: action.to_owned(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &platform.object_ref(&())).await {
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &platform.object_ref(&()))
+        .await
+    {
         warn!(%error, "cannot publish event");
     }
 }

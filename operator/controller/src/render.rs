@@ -28,30 +28,50 @@ pub fn render_files(files: &[impl AsRef<Path>]) -> Result<String, Error> {
     let mut plugins = Vec::new();
     for file in files {
         let path = file.as_ref().display().to_string();
-        let text = std::fs::read_to_string(file.as_ref()).map_err(|source| Error::File { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(file.as_ref()).map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })?;
         for document in serde_yaml::Deserializer::from_str(&text) {
-            let value = Value::deserialize(document).map_err(|source| Error::Yaml { path: path.clone(), source })?;
+            let value = Value::deserialize(document).map_err(|source| Error::Yaml {
+                path: path.clone(),
+                source,
+            })?;
             if value.is_null() {
                 continue;
             }
-            let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let input = |e: serde_json::Error| Error::Input { path: path.clone(), message: format!("{kind}: {e}") };
+            let kind = value
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let input = |e: serde_json::Error| Error::Input {
+                path: path.clone(),
+                message: format!("{kind}: {e}"),
+            };
             match kind.as_str() {
-                "RegionalPlatform" => platforms.push(serde_json::from_value::<RegionalPlatform>(value).map_err(input)?),
+                "RegionalPlatform" => platforms
+                    .push(serde_json::from_value::<RegionalPlatform>(value).map_err(input)?),
                 "Plugin" => plugins.push(serde_json::from_value::<Plugin>(value).map_err(input)?),
                 other => {
                     return Err(Error::Input {
                         path,
-                        message: format!("unexpected kind {other:?}: only RegionalPlatform and Plugin are rendered"),
+                        message: format!(
+                            "unexpected kind {other:?}: only RegionalPlatform and Plugin are rendered"
+                        ),
                     });
                 }
             }
         }
     }
-    let [platform] = <[RegionalPlatform; 1]>::try_from(platforms).map_err(|found| Error::Input {
-        path: "arguments".into(),
-        message: format!("expected exactly one RegionalPlatform, found {}", found.len()),
-    })?;
+    let [platform] =
+        <[RegionalPlatform; 1]>::try_from(platforms).map_err(|found| Error::Input {
+            path: "arguments".into(),
+            message: format!(
+                "expected exactly one RegionalPlatform, found {}",
+                found.len()
+            ),
+        })?;
     validate_platform(&platform)?;
     let state = build(&platform, &plugins)?;
     let mut out = String::new();

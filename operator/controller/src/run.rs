@@ -32,11 +32,19 @@ pub async fn run(options: RunOptions) -> Result<(), Error> {
     let client = Client::try_default().await.map_err(Error::Client)?;
     let metrics = Metrics::new()?;
     let leading = Arc::new(AtomicBool::new(options.lease.is_none()));
-    let server = tokio::spawn(crate::metrics::serve(options.metrics_listen, crate::metrics::router(metrics.clone(), leading.clone())));
+    let server = tokio::spawn(crate::metrics::serve(
+        options.metrics_listen,
+        crate::metrics::router(metrics.clone(), leading.clone()),
+    ));
 
     let lost_lease = match options.lease {
         Some((namespace, identity)) => {
-            let lock = LeaseLock::new(Api::namespaced(client.clone(), &namespace), "megalis-operator", identity, Duration::from_secs(15));
+            let lock = LeaseLock::new(
+                Api::namespaced(client.clone(), &namespace),
+                "megalis-operator",
+                identity,
+                Duration::from_secs(15),
+            );
             while !lock.try_acquire_or_renew(Timestamp::now()).await? {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -49,7 +57,10 @@ pub async fn run(options: RunOptions) -> Result<(), Error> {
 
     let api = |client: &Client| -> (Api<RegionalPlatform>, Api<Plugin>) {
         match &options.namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         }
     };
@@ -108,8 +119,15 @@ async fn keep_lease(lock: LeaseLock) -> Result<(), Error> {
         tokio::time::sleep(period).await;
         match lock.try_acquire_or_renew(Timestamp::now()).await {
             Ok(true) => last_renewed = tokio::time::Instant::now(),
-            Ok(false) => return Err(Error::Input { path: "lease".into(), message: "lease taken by another replica".into() }),
-            Err(error) if last_renewed.elapsed() < lock.duration() => error!(%error, "lease renewal failed, retrying"),
+            Ok(false) => {
+                return Err(Error::Input {
+                    path: "lease".into(),
+                    message: "lease taken by another replica".into(),
+                });
+            }
+            Err(error) if last_renewed.elapsed() < lock.duration() => {
+                error!(%error, "lease renewal failed, retrying")
+            }
             Err(error) => return Err(error),
         }
     }

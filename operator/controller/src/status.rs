@@ -34,7 +34,9 @@ pub fn compute(
     observation: &Observation,
     now: Timestamp,
 ) -> RegionalPlatformStatus {
-    let old = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let old = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let make = |type_: &str, ok: bool, reason: &str, message: String| {
         let status = if ok { "True" } else { "False" }.to_owned();
         // Keep the old transition time when the status is unchanged.
@@ -59,14 +61,29 @@ pub fn compute(
             phase: Some(PlatformPhase::Invalid),
             conditions: vec![
                 make(condition::READY, false, "InvalidSpec", message.clone()),
-                make(condition::PROGRESSING, false, "InvalidSpec", "waiting for a corrected spec".into()),
+                make(
+                    condition::PROGRESSING,
+                    false,
+                    "InvalidSpec",
+                    "waiting for a corrected spec".into(),
+                ),
                 make(condition::DEGRADED, true, "InvalidSpec", message.clone()),
                 // Objects applied earlier stay in place, policies included: isolation is kept.
                 keep_or(old, condition::NETWORK_ISOLATED, || {
-                    make(condition::NETWORK_ISOLATED, false, "InvalidSpec", "nothing applied yet".into())
+                    make(
+                        condition::NETWORK_ISOLATED,
+                        false,
+                        "InvalidSpec",
+                        "nothing applied yet".into(),
+                    )
                 }),
                 keep_or(old, condition::PLUGINS_READY, || {
-                    make(condition::PLUGINS_READY, false, "InvalidSpec", "nothing applied yet".into())
+                    make(
+                        condition::PLUGINS_READY,
+                        false,
+                        "InvalidSpec",
+                        "nothing applied yet".into(),
+                    )
                 }),
             ],
             plugins_ready: previous.and_then(|s| s.plugins_ready.clone()),
@@ -80,7 +97,11 @@ pub fn compute(
             let plugins_message = if plugins_ok {
                 format!("{} plugin(s) configured", plugins.enabled)
             } else {
-                let mut problems: Vec<String> = plugins.missing.iter().map(|p| format!("{p}: no such Plugin")).collect();
+                let mut problems: Vec<String> = plugins
+                    .missing
+                    .iter()
+                    .map(|p| format!("{p}: no such Plugin"))
+                    .collect();
                 problems.extend(plugins.invalid.iter().map(|(p, why)| format!("{p}: {why}")));
                 problems.join("; ")
             };
@@ -94,11 +115,16 @@ pub fn compute(
             } else {
                 PlatformPhase::Progressing
             };
-            let replicas_message =
-                format!("{}/{} replicas ready, {} updated", applied.ready_replicas, applied.desired_replicas, applied.updated_replicas);
+            let replicas_message = format!(
+                "{}/{} replicas ready, {} updated",
+                applied.ready_replicas, applied.desired_replicas, applied.updated_replicas
+            );
             let mut degraded_message = plugins_message.clone();
             if !applied.skipped.is_empty() {
-                degraded_message = format!("{degraded_message}; skipped (API not installed): {}", applied.skipped.join(", "));
+                degraded_message = format!(
+                    "{degraded_message}; skipped (API not installed): {}",
+                    applied.skipped.join(", ")
+                );
             }
             RegionalPlatformStatus {
                 observed_generation: generation,
@@ -107,7 +133,13 @@ pub fn compute(
                     make(
                         condition::READY,
                         ready,
-                        if ready { "Available" } else if !plugins_ok { "PluginsNotReady" } else { "Unavailable" },
+                        if ready {
+                            "Available"
+                        } else if !plugins_ok {
+                            "PluginsNotReady"
+                        } else {
+                            "Unavailable"
+                        },
                         replicas_message.clone(),
                     ),
                     make(
@@ -119,16 +151,30 @@ pub fn compute(
                     make(
                         condition::DEGRADED,
                         !plugins_ok || !applied.skipped.is_empty(),
-                        if !plugins_ok { "PluginsRefused" } else if applied.skipped.is_empty() { "AsExpected" } else { "OptionalApiMissing" },
+                        if !plugins_ok {
+                            "PluginsRefused"
+                        } else if applied.skipped.is_empty() {
+                            "AsExpected"
+                        } else {
+                            "OptionalApiMissing"
+                        },
                         degraded_message,
                     ),
                     make(
                         condition::NETWORK_ISOLATED,
                         true,
                         "PoliciesApplied",
-                        format!("default deny and {} allowed flow(s) applied", applied.allowed_flows),
+                        format!(
+                            "default deny and {} allowed flow(s) applied",
+                            applied.allowed_flows
+                        ),
                     ),
-                    make(condition::PLUGINS_READY, plugins_ok, if plugins_ok { "Configured" } else { "Refused" }, plugins_message),
+                    make(
+                        condition::PLUGINS_READY,
+                        plugins_ok,
+                        if plugins_ok { "Configured" } else { "Refused" },
+                        plugins_message,
+                    ),
                 ],
                 plugins_ready: Some(format!("{}/{}", plugins.loaded.len(), plugins.enabled)),
                 isolation: Some("Isolated".into()),
@@ -140,5 +186,8 @@ pub fn compute(
 }
 
 fn keep_or(old: &[Condition], type_: &str, fallback: impl FnOnce() -> Condition) -> Condition {
-    old.iter().find(|c| c.type_ == type_).cloned().unwrap_or_else(fallback)
+    old.iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+        .unwrap_or_else(fallback)
 }

@@ -13,7 +13,10 @@ fn repo() -> PathBuf {
 #[test]
 fn generated_crds_match_the_committed_yaml() {
     let generated = [
-        ("regionalplatforms.megalis.bzh.yaml", RegionalPlatform::crd()),
+        (
+            "regionalplatforms.megalis.bzh.yaml",
+            RegionalPlatform::crd(),
+        ),
         ("plugins.megalis.bzh.yaml", Plugin::crd()),
     ];
     let update = std::env::var_os("MEGALIS_UPDATE_CRDS").is_some();

@@ -6,7 +6,9 @@ use megalis_operator_api::{Plugin, RegionalPlatform};
 use serde::Deserialize;
 
 pub fn example_path(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds/examples").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crds/examples")
+        .join(file)
 }
 
 pub fn load_all<T: for<'de> Deserialize<'de>>(file: &str) -> Vec<T> {
@@ -22,5 +24,8 @@ pub fn platform(file: &str) -> RegionalPlatform {
 
 #[allow(dead_code)] // not every test binary uses the full region
 pub fn bretagne() -> (RegionalPlatform, Vec<Plugin>) {
-    (platform("platform-bretagne.yaml"), load_all("plugins-bretagne.yaml"))
+    (
+        platform("platform-bretagne.yaml"),
+        load_all("plugins-bretagne.yaml"),
+    )
 }
