@@ -313,3 +313,21 @@ fn sizes_parse() {
     assert!(parse_size("MiB").is_err());
     assert!(parse_size("99999999999999999999GiB").is_err());
 }
+
+#[test]
+fn every_key_is_documented_in_the_operations_guide() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operations.md"
+    ))
+    .expect("docs/operations.md");
+    let missing: Vec<&str> = KEYS
+        .iter()
+        .map(|k| k.name)
+        .filter(|name| !guide.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from docs/operations.md: {missing:?}"
+    );
+}

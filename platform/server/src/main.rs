@@ -36,6 +36,8 @@ pub enum ServerError {
     Store(#[from] megalis_store::StoreError),
     #[error("audit: {0}")]
     Audit(#[from] megalis_audit::AuditError),
+    #[error("blob store: {0}")]
+    Blobs(#[from] megalis_blobs::BlobError),
     #[error("{0}")]
     Fatal(String),
 }

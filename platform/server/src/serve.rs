@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use hyper_util::server::graceful::GracefulShutdown;
 use megalis_audit::{AuditLog, AuditSettings, SigningKey};
-use megalis_config::{Mode, Settings};
+use megalis_config::{BlobBackend, Mode, Settings};
 use megalis_store::{Database, PoolSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,22 @@ pub fn audit_settings(settings: &Settings) -> AuditSettings {
     }
 }
 
+pub fn blob_store_config(settings: &Settings) -> megalis_blobs::BlobStoreConfig {
+    megalis_blobs::BlobStoreConfig {
+        backend: match settings.blobs_backend {
+            BlobBackend::Local => megalis_blobs::BlobBackend::Local,
+            BlobBackend::S3 => megalis_blobs::BlobBackend::S3,
+        },
+        path: Some(settings.blobs_path.clone()),
+        s3_bucket: settings.blobs_s3_bucket.clone(),
+        s3_endpoint: settings.blobs_s3_endpoint.clone(),
+        s3_region: settings.blobs_s3_region.clone(),
+        s3_access_key_id: settings.blobs_s3_access_key_id.clone(),
+        s3_secret_access_key: settings.blobs_s3_secret_access_key.clone(),
+        s3_allow_http: settings.blobs_s3_allow_http,
+    }
+}
+
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or("");
@@ -95,7 +111,14 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     let db = open_database(&settings)?;
     let key = SigningKey::load_or_create(&settings.audit_signing_key)?;
     let audit = AuditLog::start(db.clone(), key, audit_settings(&settings));
-    let state = AppState::new(settings.clone(), db.clone(), audit.clone(), Metrics::new());
+    let blobs = megalis_blobs::open(&blob_store_config(&settings))?;
+    let state = AppState::new(
+        settings.clone(),
+        db.clone(),
+        audit.clone(),
+        blobs,
+        Metrics::new(),
+    );
     let app = http::router(state.clone());
 
     // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use megalis_audit::AuditLog;
+use megalis_blobs::BlobStore;
 use megalis_config::{Mode, Settings};
 use megalis_store::Database;
 use tracing::Instrument;
@@ -35,6 +36,7 @@ pub struct Shared {
     pub settings: Settings,
     pub db: Database,
     pub audit: AuditLog,
+    pub blobs: Arc<dyn BlobStore>,
     pub metrics: Metrics,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
@@ -52,12 +54,19 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Settings, db: Database, audit: AuditLog, metrics: Metrics) -> Self {
+    pub fn new(
+        settings: Settings,
+        db: Database,
+        audit: AuditLog,
+        blobs: Arc<dyn BlobStore>,
+        metrics: Metrics,
+    ) -> Self {
         let security_headers = security_headers(&settings);
         AppState(Arc::new(Shared {
             settings,
             db,
             audit,
+            blobs,
             metrics,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),

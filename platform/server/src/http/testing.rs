@@ -4,10 +4,15 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use futures::TryStreamExt;
 use http::Extensions;
+use http::StatusCode;
 use megalis_audit::{Actor, AuditRecord, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +23,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/_test/audit", post(append_audit))
         .route("/_test/slow", get(slow))
+        .route("/_test/blobs", put(put_blob))
+        .route("/_test/blobs/{sha256}", get(get_blob))
 }
 
 #[derive(Deserialize)]
@@ -69,4 +76,44 @@ struct SlowParams {
 async fn slow(Query(params): Query<SlowParams>) -> &'static str {
     tokio::time::sleep(Duration::from_millis(params.ms.min(120_000))).await;
     "done\n"
+}
+
+fn blob_error(e: megalis_blobs::BlobError) -> ApiError {
+    use megalis_blobs::BlobError;
+    match e {
+        BlobError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+        BlobError::InvalidDigest(_) => ApiError::bad_request(e.to_string()),
+        BlobError::TooLarge { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        // The client's upload broke off: its fault, not ours.
+        BlobError::Source(_) => ApiError::bad_request(e.to_string()),
+        _ => {
+            tracing::error!(error = %e, "blob store failure");
+            ApiError::internal()
+        }
+    }
+}
+
+/// Streams the request body into the blob store (never buffered whole).
+async fn put_blob(State(state): State<AppState>, body: Body) -> Result<Json<Value>, ApiError> {
+    let stream = body
+        .into_data_stream()
+        .map_err(|e| std::io::Error::other(e.to_string()));
+    let blob = state
+        .blobs
+        .put(Box::pin(stream), Some(state.settings.http_body_limit))
+        .await
+        .map_err(blob_error)?;
+    Ok(Json(
+        json!({ "sha256": blob.sha256.to_hex(), "size": blob.size }),
+    ))
+}
+
+/// Streams a blob out; corruption found on the way aborts the response.
+async fn get_blob(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest: megalis_blobs::Sha256Digest = sha256.parse().map_err(blob_error)?;
+    let stream = state.blobs.get(&digest).await.map_err(blob_error)?;
+    Ok(Body::from_stream(stream).into_response())
 }

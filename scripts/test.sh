@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine of this kind, installing what it needs first:
+# Debian packages used as real peers (openssl, PostgreSQL if absent), the wasm32-wasip2 target,
+# cargo-nextest, and the Python tools of tests/requirements.txt in a virtual environment.
+# .ci/run calls exactly this script.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Builds and the Python environment are cached outside the clone so that CI reuses them.
+cache="${MEGALIS_CACHE:-$HOME/.cache/megalis}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+mkdir -p "$cache"
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "Debian packages"
+packages=()
+command -v openssl >/dev/null || packages+=(openssl)
+command -v python3 >/dev/null || packages+=(python3 python3-venv)
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+    packages+=(postgresql postgresql-contrib)
+fi
+if ((${#packages[@]})); then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${packages[@]}"
+fi
+
+step "PostgreSQL at 127.0.0.1:5432 (trust authentication, database test)"
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    hba="/etc/postgresql/$version/main/pg_hba.conf"
+    # A freshly installed server asks for passwords on TCP; the tests use trust on loopback.
+    if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+        as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    fi
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
+    psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
+fi
+export MEGALIS_TEST_PG="postgres://postgres@127.0.0.1:5432/test"
+
+step "Rust toolchain: wasm32-wasip2 target, cargo-nextest"
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+step "Python tools (virtual environment)"
+requirements="tests/requirements.txt"
+venv="$cache/venv-$(sha256sum "$requirements" | cut -c1-16)"
+if [ ! -x "$venv/bin/python" ]; then
+    rm -rf "$venv.partial"
+    python3 -m venv "$venv.partial"
+    "$venv.partial/bin/pip" install --quiet --upgrade pip
+    "$venv.partial/bin/pip" install --quiet -r "$requirements"
+    # Only a complete environment gets the final name, so an interrupted install is redone.
+    mv "$venv.partial" "$venv"
+fi
+export MEGALIS_PYTHON="$venv/bin/python"
+
+step "Formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Build the binaries the end-to-end tests start"
+cargo build --workspace --bins --locked
+
+step "Tests"
+cargo nextest run --workspace --locked --no-fail-fast
