@@ -216,17 +216,17 @@ impl Server {
     pub async fn wait_for(&mut self, path: &str, status: u16, timeout: Duration) {
         let started = Instant::now();
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(exit)) = child.try_wait() {
-                    panic!("megalis exited early ({exit}):\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(exit)) = child.try_wait()
+            {
+                panic!("megalis exited early ({exit}):\n{}", self.log());
             }
             if self.cert_path().exists() {
                 let client = self.client();
-                if let Ok(r) = client.get(self.url(path)).send().await {
-                    if r.status().as_u16() == status {
-                        return;
-                    }
+                if let Ok(r) = client.get(self.url(path)).send().await
+                    && r.status().as_u16() == status
+                {
+                    return;
                 }
             }
             if started.elapsed() > timeout {

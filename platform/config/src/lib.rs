@@ -326,14 +326,13 @@ fn flatten(
         } else {
             format!("{prefix}.{k}")
         };
-        if let toml::Value::Table(inner) = v {
-            if KEYS
+        if let toml::Value::Table(inner) = v
+            && KEYS
                 .iter()
                 .any(|key| key.section() == Some(dotted.as_str()))
-            {
-                flatten(inner, &dotted, path, out)?;
-                continue;
-            }
+        {
+            flatten(inner, &dotted, path, out)?;
+            continue;
         }
         let Some(key) = key_def(&dotted) else {
             return Err(ConfigError::UnknownKey {

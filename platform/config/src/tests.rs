@@ -191,7 +191,9 @@ fn missing_config_file_is_an_error() {
 
 #[test]
 fn invalid_values_name_key_source_and_reason() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // (arguments, environment, expected message)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             &["serve", "--listen", "localhost"],
             &[],

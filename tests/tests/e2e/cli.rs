@@ -51,7 +51,9 @@ fn configuration_errors_exit_non_zero_naming_the_key() {
         "url.toml",
         "public_url = \"htps://sante.bzh\"\n",
     );
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, expected message)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--config", &malformed, "serve"],
             vec![],
