@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 
 const KUBERNETES: &str = "1.33.0";
 
+/// A named variant: example files, and an edit of the platform document.
+type Scenario = (&'static str, Vec<&'static str>, fn(&mut Value));
+
 /// Variants of the examples covering every optional object and field.
-fn scenarios() -> Vec<(&'static str, Vec<&'static str>, fn(&mut Value))> {
+fn scenarios() -> Vec<Scenario> {
     vec![
         ("minimal", vec!["platform-minimal.yaml"], |_| {}),
         (
