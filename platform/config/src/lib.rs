@@ -110,8 +110,10 @@ impl Resolved {
         );
     }
 
-    /// The effective configuration as TOML, secrets redacted, each line annotated with its source.
-    pub fn show(&self) -> String {
+    /// The effective configuration as TOML, secrets redacted, each line annotated with its source;
+    /// values computed from others (paths in the data directory, the default public URL) are
+    /// shown as `derived`, so an operator sees every path the server will really use.
+    pub fn show(&self, settings: &Settings) -> String {
         let mut out = String::from(
             "# Effective configuration (precedence: flags > environment > file > defaults)\n",
         );
@@ -135,7 +137,15 @@ impl Resolved {
                     format!("{} = {}", key.leaf(), toml_value(key, &shown))
                         + &format!("  # {}", entry.source)
                 }
-                None => format!("# {} = (unset)", key.leaf()),
+                None => match settings.derived(key.name) {
+                    Some(value) => format!(
+                        "{} = {}  # {}",
+                        key.leaf(),
+                        toml_value(key, &value),
+                        Source::Derived
+                    ),
+                    None => format!("# {} = (unset)", key.leaf()),
+                },
             };
             out.push_str(&line);
             out.push('\n');
@@ -570,6 +580,19 @@ fn parse_database_url(s: &str) -> Result<String, String> {
 }
 
 impl Settings {
+    /// The value of a key that has no explicit value but is computed from others.
+    fn derived(&self, key: &str) -> Option<String> {
+        let path = |p: &PathBuf| Some(p.display().to_string());
+        match key {
+            "public_url" => Some(self.public_url.clone()),
+            "database.url" => Some(self.database_url.clone()),
+            "audit.signing_key" => path(&self.audit_signing_key),
+            "audit.checkpoint_file" => path(&self.audit_checkpoint_file),
+            "blobs.path" => path(&self.blobs_path),
+            _ => None,
+        }
+    }
+
     /// Types and checks every value; the first problem is returned with its key and origin.
     pub fn from_resolved(resolved: &Resolved) -> Result<Settings, ConfigError> {
         let t = Typer { resolved };

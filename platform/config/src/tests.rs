@@ -116,7 +116,7 @@ fn secrets_are_read_from_file_variables_and_redacted() {
     )
     .unwrap();
     assert_eq!(s.database_url, "postgres://megalis:hunter2@db:5432/megalis");
-    let shown = resolved.show();
+    let shown = resolved.show(&s);
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(!shown.contains("abc123"), "{shown}");
     assert!(
@@ -263,7 +263,7 @@ fn trusted_proxies_accept_lists_from_toml_and_environment() {
     assert_eq!(s.trusted_proxies.len(), 2);
     assert!(
         resolved
-            .show()
+            .show(&s)
             .contains("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]")
     );
     let (_, s) = load(
@@ -281,12 +281,18 @@ fn show_output_is_valid_toml_that_loads_back_to_the_same_settings() {
         &[("MEGALIS_LOG_FORMAT", "json")],
     )
     .unwrap();
-    let shown = resolved.show();
+    let shown = resolved.show(&before);
+    assert!(
+        shown.contains("signing_key = \"./megalis-data/audit-signing-key.pk8\"  # derived"),
+        "{shown}"
+    );
     let file = toml_file(&shown);
     let (_, after) = load(&["--config", file.path().to_str().unwrap(), "serve"], &[]).unwrap();
     assert_eq!(after.listen, before.listen);
     assert_eq!(after.log_format, before.log_format);
     assert_eq!(after.public_url, before.public_url);
+    assert_eq!(after.audit_signing_key, before.audit_signing_key);
+    assert_eq!(after.database_url, before.database_url);
 }
 
 #[test]

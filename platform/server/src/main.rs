@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     };
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path == ["config", "show"] {
-        print!("{}", resolved.show());
+        print!("{}", resolved.show(&settings));
         return ExitCode::SUCCESS;
     }
     init_logging(&settings);
