@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use megalis_audit::{Actor, AuditLog, AuditRecord, AuditSettings, Outcome, SigningKey, verify};
-use megalis_store::Backend;
+use megalis_store::sqlx::{self, Connection};
+use megalis_store::{Backend, Database, PoolSettings};
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -42,7 +43,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn run(backend: Backend, tasks: usize, records: usize) {
-    let (_dir, db) = megalis_testkit::fresh_database(backend).await;
+    let (_dir, url) = match backend {
+        Backend::Sqlite => {
+            let (dir, url) = megalis_testkit::fresh_sqlite_url();
+            (Some(dir), url)
+        }
+        Backend::Postgres => (None, megalis_testkit::fresh_postgres_url().await),
+    };
+    let db = Database::open(&url, &PoolSettings::default()).expect("open database");
+    db.migrate().await.expect("migrate");
     let files = tempfile::tempdir().expect("temporary directory");
     let settings = AuditSettings::for_data_dir(files.path());
     let key = SigningKey::load_or_create(&settings.signing_key_path).expect("signing key");
@@ -109,6 +118,18 @@ async fn run(backend: Backend, tasks: usize, records: usize) {
         report.records as f64 / elapsed.as_secs_f64()
     );
     db.close().await;
+    if backend == Backend::Postgres {
+        // A million-record run leaves hundreds of MB in the shared server: drop it.
+        let name = url.rsplit('/').next().expect("database name");
+        let mut admin = sqlx::PgConnection::connect(&megalis_testkit::admin_url())
+            .await
+            .expect("connect to the shared server");
+        // The name was made by the test kit (fixed prefix and hex digits), not taken from input.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("drop the benchmark database");
+    }
 }
 
 fn main() {
