@@ -16,13 +16,13 @@
 //!   the signed bytes). Each checkpoint also signs the previous checkpoint's signature, is stored in
 //!   `audit_checkpoint`, and is appended to a JSON-lines file outside the database, so wiping or
 //!   trimming the checkpoint table is caught too.
-//! * **Verification.** [`verify`] re-walks the chain and the checkpoints and names the first
+//! * **Verification.** [`verify()`] re-walks the chain and the checkpoints and names the first
 //!   problem and its sequence number.
 //!
 //! **Residual window.** Records appended after the last checkpoint are protected by the hash
 //! chain only: someone with write access to the database (but not to the signing key or the
 //! checkpoint file) can delete or rewrite *those* records, and move the head back, without
-//! [`verify`] noticing. The window is at most one checkpoint interval plus the time to write the
+//! [`verify()`] noticing. The window is at most one checkpoint interval plus the time to write the
 //! checkpoint (10 s by default), and a clean shutdown closes it with a final checkpoint. A crash
 //! leaves the records since the last checkpoint in that window until the next start checkpoints
 //! them. Records are also not individually signed: an attacker with database access may *append*
