@@ -1,0 +1,211 @@
+//! The guest-side SDK for Megalis plugins.
+//!
+//! A plugin is a WebAssembly component (`cargo build --target wasm32-wasip2 --release`) that
+//! exports `wasi:http/incoming-handler`. This crate gives it:
+//! - [`Request`] and [`Response`] (text, HTML, JSON) instead of raw `wasi:http` resources,
+//! - a small [`Router`] with `{param}` path segments,
+//! - typed wrappers over the platform capabilities ([`context`], [`store`], [`consent`],
+//!   [`audit`], [`log`]); a plugin only imports the capabilities it calls,
+//! - [`manifest!`] to embed `plugin.toml` in the component, so the manifest is covered by the
+//!   module's SHA-256 digest,
+//! - [`export_plugin!`] to export a router as the component's HTTP handler.
+//!
+//! ```ignore
+//! use megalis_plugin_sdk::{Request, Response, Router, Error};
+//! megalis_plugin_sdk::manifest!("../plugin.toml");
+//! fn router() -> Router {
+//!     Router::new().get("/", |_req| Ok(Response::html("<p>Degemer mat</p>")))
+//! }
+//! megalis_plugin_sdk::export_plugin!(router);
+//! ```
+
+mod http;
+mod router;
+
+pub use http::{Request, Response};
+pub use router::{Handler, Params, Router};
+/// JSON (de)serialisation, re-exported so plugins need no extra dependency.
+pub use serde_json as json;
+#[doc(hidden)]
+pub use wasip2;
+
+/// Bindings generated from `plugins/wit` (package `megalis:platform@0.1.0`).
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "megalis:platform/imports",
+    });
+}
+
+pub use bindings::megalis::platform::types::{Principal, PrincipalKind};
+
+/// Errors a handler returns; each becomes an HTTP response with a matching status.
+#[derive(Debug)]
+pub enum Error {
+    /// 400 with the message.
+    BadRequest(String),
+    /// 403 with the message (for example the platform's access decision refused).
+    Forbidden(String),
+    /// 404.
+    NotFound,
+    /// 503: a platform service is down; the client may retry.
+    Unavailable,
+    /// 500 with the message (logged by the host, shown in the body).
+    Internal(String),
+}
+
+impl From<bindings::megalis::platform::types::CapError> for Error {
+    fn from(e: bindings::megalis::platform::types::CapError) -> Self {
+        use bindings::megalis::platform::types::CapError;
+        match e {
+            CapError::Denied(why) => Error::Forbidden(why),
+            CapError::NotFound => Error::NotFound,
+            CapError::Invalid(why) => Error::BadRequest(why),
+            CapError::Unavailable => Error::Unavailable,
+            CapError::QuotaExceeded => Error::Internal("storage quota exceeded".into()),
+        }
+    }
+}
+
+impl Error {
+    pub fn into_response(self) -> Response {
+        match self {
+            Error::BadRequest(m) => Response::text(m).with_status(400),
+            Error::Forbidden(m) => Response::text(m).with_status(403),
+            Error::NotFound => Response::text("not found").with_status(404),
+            Error::Unavailable => Response::text("service unavailable").with_status(503),
+            Error::Internal(m) => Response::text(m).with_status(500),
+        }
+    }
+}
+
+/// The current request as the host established it.
+pub mod context {
+    use crate::bindings::megalis::platform::context as wit;
+    pub use crate::{Principal, PrincipalKind};
+
+    /// The caller (`anonymous` on public routes).
+    pub fn principal() -> Principal {
+        wit::current()
+    }
+    /// The regional patient id in context, if any.
+    pub fn patient() -> Option<String> {
+        wit::patient()
+    }
+    /// The correlation id of this request.
+    pub fn request_id() -> String {
+        wit::request_id()
+    }
+    /// This plugin's id.
+    pub fn plugin_id() -> String {
+        wit::plugin_id()
+    }
+    /// A value of the operator's `[plugins.config]` table.
+    pub fn config(key: &str) -> Option<String> {
+        wit::config(key)
+    }
+}
+
+/// The plugin's private key-value store (namespaced by the host).
+pub mod store {
+    use crate::Error;
+    use crate::bindings::megalis::platform::store as wit;
+    pub use wit::Entry;
+
+    pub fn get(key: &str) -> Result<Option<Entry>, Error> {
+        Ok(wit::get(key)?)
+    }
+    /// Stores `value`; `patient` marks the entry as patient data, which the host then protects
+    /// with the access decision and the audit trail.
+    pub fn put(key: &str, value: &[u8], patient: Option<&str>) -> Result<(), Error> {
+        Ok(wit::put(key, value, patient)?)
+    }
+    pub fn delete(key: &str) -> Result<bool, Error> {
+        Ok(wit::delete(key)?)
+    }
+    pub fn scan(prefix: &str, start_after: Option<&str>, limit: u32) -> Result<Vec<Entry>, Error> {
+        Ok(wit::scan(prefix, start_after, limit)?)
+    }
+}
+
+/// The core's access decision.
+pub mod consent {
+    use crate::bindings::megalis::platform::consent as wit;
+    pub use wit::{Action, Decision};
+
+    pub fn check(patient: &str, action: Action, purpose: &str) -> Decision {
+        wit::check(patient, action, purpose)
+    }
+}
+
+/// Domain events recorded in the core audit trail.
+pub mod audit {
+    use crate::Error;
+    use crate::bindings::megalis::platform::audit as wit;
+    pub use wit::Event;
+
+    pub fn emit(event: &Event) -> Result<(), Error> {
+        Ok(wit::emit(event)?)
+    }
+}
+
+/// Logging into the host's log, tagged with the plugin and request ids.
+pub mod log {
+    use crate::bindings::megalis::platform::logging::{Level, log};
+
+    pub fn debug(message: &str) {
+        log(Level::Debug, message)
+    }
+    pub fn info(message: &str) {
+        log(Level::Info, message)
+    }
+    pub fn warn(message: &str) {
+        log(Level::Warn, message)
+    }
+    pub fn error(message: &str) {
+        log(Level::Error, message)
+    }
+}
+
+/// Embeds the plugin manifest (`plugin.toml`) in a custom section of the component, where the
+/// host and `megalis plugin check` read it. The path is relative to the calling source file.
+#[macro_export]
+macro_rules! manifest {
+    ($path:literal) => {
+        #[used]
+        #[unsafe(link_section = "megalis-plugin-manifest")]
+        static __MEGALIS_PLUGIN_MANIFEST: [u8; include_bytes!($path).len()] =
+            *include_bytes!($path);
+    };
+}
+
+/// Exports `$router` (a `fn() -> Router`) as the component's `wasi:http/incoming-handler`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($router:path) => {
+        struct __MegalisPlugin;
+        impl $crate::wasip2::exports::http::incoming_handler::Guest for __MegalisPlugin {
+            fn handle(
+                request: $crate::wasip2::http::types::IncomingRequest,
+                out: $crate::wasip2::http::types::ResponseOutparam,
+            ) {
+                $crate::__serve(&$router(), request, out)
+            }
+        }
+        $crate::wasip2::http::proxy::export!(__MegalisPlugin);
+    };
+}
+
+#[doc(hidden)]
+pub fn __serve(
+    router: &Router,
+    request: wasip2::http::types::IncomingRequest,
+    out: wasip2::http::types::ResponseOutparam,
+) {
+    let response = match Request::from_wasi(request) {
+        Ok(request) => router.dispatch(&request),
+        Err(e) => e.into_response(),
+    };
+    response.send(out);
+}
