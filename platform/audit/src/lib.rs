@@ -53,7 +53,7 @@ pub mod record;
 pub mod verify;
 
 pub use checkpoint::{Checkpoint, SigningKey, VerifyingKey};
-pub use log::{AuditLog, AuditMetrics};
+pub use log::{AuditLog, AuditMetrics, MAX_FIELD_BYTES};
 pub use record::{Actor, AuditRecord, Outcome};
 pub use verify::{Problem, Report, verify};
 

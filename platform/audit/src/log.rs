@@ -145,6 +145,11 @@ impl AuditLog {
     }
 
     /// Appends one record; returns its sequence number once it is committed.
+    ///
+    /// Fails, leaving the chain untouched, with [`AuditError::InvalidRecord`] (a NUL character,
+    /// an empty subject, action or object type, a field over [`MAX_FIELD_BYTES`]),
+    /// [`AuditError::Unavailable`] when the database cannot be reached (answer 503),
+    /// [`AuditError::Closed`] after [`AuditLog::shutdown`].
     pub async fn append(&self, record: AuditRecord) -> Result<u64> {
         self.append_all(vec![record]).await
     }
@@ -215,8 +220,14 @@ impl AuditLog {
     }
 }
 
+/// Largest field (and largest roles list) accepted in a record. Audit records describe actions;
+/// bulk content belongs in the documents or blobs they point to.
+pub const MAX_FIELD_BYTES: usize = 1 << 20;
+const MAX_ROLES: usize = 1024;
+
 /// Refuses what the database would refuse, before it can fail a whole batch of other callers'
-/// records: PostgreSQL text cannot hold NUL characters.
+/// records (PostgreSQL text cannot hold NUL characters), and sizes that would make one record
+/// weigh on every batch.
 fn validate(r: &AuditRecord) -> Result<()> {
     let mut fields: Vec<(&str, &str)> = vec![
         ("actor.subject", &r.actor.subject),
@@ -243,7 +254,17 @@ fn validate(r: &AuditRecord) -> Result<()> {
             .iter()
             .map(|role| ("actor.roles", role.as_str())),
     );
+    if r.actor.roles.len() > MAX_ROLES {
+        return Err(AuditError::InvalidRecord(format!(
+            "more than {MAX_ROLES} roles"
+        )));
+    }
     for (name, v) in fields {
+        if v.len() > MAX_FIELD_BYTES {
+            return Err(AuditError::InvalidRecord(format!(
+                "{name} is longer than {MAX_FIELD_BYTES} bytes"
+            )));
+        }
         if v.contains('\0') {
             return Err(AuditError::InvalidRecord(format!(
                 "{name} contains a NUL character"

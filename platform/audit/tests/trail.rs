@@ -189,6 +189,11 @@ async fn invalid_records_are_refused_alone(b: Backend) {
     let err = log.append(record(1).with_detail("a\0b")).await.unwrap_err();
     assert!(matches!(err, AuditError::InvalidRecord(_)), "{err}");
     let err = log
+        .append(record(1).with_detail("x".repeat(megalis_audit::MAX_FIELD_BYTES + 1)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuditError::InvalidRecord(_)), "{err}");
+    let err = log
         .append_for_patients(record(1), Vec::<String>::new())
         .await
         .unwrap_err();
