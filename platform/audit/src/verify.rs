@@ -361,10 +361,9 @@ impl Snapshot {
                 .fetch_optional(&mut **tx).await)?)
     }
 
-    /// Whether the database holds exactly this checkpoint.
+    /// Whether the snapshot holds exactly this checkpoint.
     async fn has_checkpoint(&mut self, cp: &Checkpoint) -> Result<bool> {
-        let found: Option<i64> = on_snapshot!(self, tx => sqlx::query_scalar(
-            "SELECT id FROM audit_checkpoint WHERE signature = $1 AND seq = $2 AND head_hash = $3")
+        let found: Option<i64> = on_snapshot!(self, tx => sqlx::query_scalar(FIND_CHECKPOINT_SQL)
             .bind(cp.signature.clone()).bind(cp.seq as i64).bind(cp.head_hash.clone())
             .fetch_optional(&mut **tx).await)?;
         Ok(found.is_some())
@@ -374,6 +373,18 @@ impl Snapshot {
         // Read-only: nothing to keep.
         let _ = on_snapshot!(self, tx => tx.rollback().await);
     }
+}
+
+const FIND_CHECKPOINT_SQL: &str =
+    "SELECT id FROM audit_checkpoint WHERE signature = $1 AND seq = $2 AND head_hash = $3";
+
+/// Whether the database holds exactly this checkpoint now (outside any snapshot).
+async fn checkpoint_exists(db: &Database, cp: &Checkpoint) -> Result<bool> {
+    let found: Option<i64> = megalis_store::with_pool!(db, pool => sqlx::query_scalar(
+        FIND_CHECKPOINT_SQL)
+        .bind(cp.signature.clone()).bind(cp.seq as i64).bind(cp.head_hash.clone())
+        .fetch_optional(pool).await)?;
+    Ok(found.is_some())
 }
 
 /// Pages through the database checkpoints in storage order.
@@ -481,6 +492,7 @@ pub async fn verify_with_page_size(
 ) -> Result<Report> {
     let mut snap = Snapshot::open(db).await?;
     let result = verify_in(
+        db,
         &mut snap,
         keys,
         checkpoint_file,
@@ -492,6 +504,7 @@ pub async fn verify_with_page_size(
 }
 
 async fn verify_in(
+    db: &Database,
     snap: &mut Snapshot,
     keys: &[VerifyingKey],
     checkpoint_file: Option<&Path>,
@@ -604,9 +617,23 @@ async fn verify_in(
         let Some(file) = file else {
             return Ok(report);
         };
-        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line_no = i as u64 + 1;
-            let line = line.map_err(|e| AuditError::checkpoint_file(path, e))?;
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = String::new();
+        let mut line_no = 0u64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| AuditError::checkpoint_file(path, e))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            if !line.ends_with('\n') {
+                // The last line, without its newline: a server is writing it right now (each
+                // line is one append write). The next verification will check it.
+                break;
+            }
             if line.trim().is_empty() {
                 continue;
             }
@@ -626,7 +653,9 @@ async fn verify_in(
                 report.problem = Some(p);
                 return Ok(report);
             }
-            if !snap.has_checkpoint(&cp).await? {
+            // Not in the snapshot: it may have been committed since the snapshot was taken
+            // (servers keep signing while we verify), so look again outside the snapshot.
+            if !snap.has_checkpoint(&cp).await? && !checkpoint_exists(db, &cp).await? {
                 report.problem = Some(Problem::CheckpointMissingFromDatabase {
                     seq: cp.seq,
                     line: line_no,

@@ -911,3 +911,76 @@ async fn sigkill_sqlite() {
 async fn sigkill_postgres() {
     acknowledged_appends_survive_sigkill(Backend::Postgres, "sigkill_postgres").await
 }
+
+async fn checkpoint_file_lines_being_written_or_unreadable(b: Backend) {
+    use std::io::Write;
+    let env = Env::new(b).await;
+    let log = env.start();
+    chain_of_20(&log).await;
+    log.shutdown().await.unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.checkpoint_file())
+        .unwrap();
+    // A line still being written by a server (no newline yet) is left for the next run.
+    f.write_all(b"{\"seq\":2").unwrap();
+    let report = env.verify().await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.file_checkpoints, 2);
+    // Once terminated, a line that is not a checkpoint is reported.
+    f.write_all(b"\n").unwrap();
+    let report = env.verify().await;
+    assert!(
+        matches!(
+            report.problem,
+            Some(Problem::CheckpointFileCorrupt { line: 3, .. })
+        ),
+        "{report}"
+    );
+}
+both_backends!(
+    checkpoint_file_partial_line,
+    checkpoint_file_lines_being_written_or_unreadable
+);
+
+/// Verification runs while servers keep appending and signing: it must not mistake what was
+/// committed after its snapshot (records, checkpoints, checkpoint file lines) for tampering.
+async fn verify_while_appending(b: Backend) {
+    let env = Env::new(b).await;
+    let settings = AuditSettings {
+        checkpoint_interval: Duration::from_millis(5),
+        ..env.settings()
+    };
+    let log = AuditLog::start(env.db.clone(), env.key(), settings);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (log, stop) = (log.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                // Bounded: stops when told, or after 100,000 appends at most.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 100_000 {
+                    log.append(record(t * 1_000_000 + i)).await.unwrap();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let (keys, file) = (env.public_keys(), env.checkpoint_file());
+    for page in [1000, 3, 1000, 3, 1000, 3] {
+        // Each run sees its own snapshot, so two runs are not compared with each other.
+        let report = verify_with_page_size(&env.db, &keys, Some(&file), page)
+            .await
+            .unwrap();
+        assert!(report.is_ok(), "{report}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    log.shutdown().await.unwrap();
+    let report = env.verify().await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.last_checkpoint_seq, Some(report.head_seq));
+}
+both_backends!(verify_during_appends, verify_while_appending);
