@@ -1,0 +1,314 @@
+//! Fellegi–Sunter record comparison: each pair of records is compared field by field, each field
+//! gives an agreement level, each level a weight `log2(m/u)` (m: how often true matches show this
+//! level, u: how often non-matches do), and the sum decides with two thresholds.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use super::normalize::{first_first_name, first_name_words, surname_core, surname_joined};
+use super::phonetic::phonetic;
+use crate::{IdentityError, SourceRecord};
+
+/// Compared fields, in the order of [`Comparison::levels`].
+pub const FIELDS: [&str; 6] = [
+    "birth name",
+    "first names",
+    "birth date",
+    "sex",
+    "birthplace",
+    "INS",
+];
+/// Number of agreement levels per field (unused levels keep weight 0).
+pub const LEVELS: usize = 6;
+/// The level meaning "one side has no value": weight 0 by construction, never estimated.
+pub const MISSING: u8 = LEVELS as u8 - 1;
+
+/// What the comparator looks at, computed once per record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchRecord {
+    pub birth_joined: String,
+    pub birth_core: String,
+    pub birth_phonetic: String,
+    pub used_joined: Option<String>,
+    pub used_phonetic: Option<String>,
+    pub first_first: String,
+    pub first_phonetic: String,
+    pub first_words: Vec<String>,
+    pub birth_date: Date,
+    pub sex: crate::Sex,
+    pub birthplace: Option<String>,
+    pub ins: Option<String>,
+    pub ins_retrieved: bool,
+    pub fictitious: bool,
+    pub homonym: bool,
+}
+
+impl MatchRecord {
+    pub fn from_source(r: &SourceRecord) -> Self {
+        let d = &r.demographics;
+        let t = &d.traits;
+        let used = d.used_name.as_deref().filter(|u| !u.trim().is_empty());
+        MatchRecord {
+            birth_joined: surname_joined(&t.birth_name),
+            birth_core: surname_core(&t.birth_name),
+            birth_phonetic: phonetic(&surname_core(&t.birth_name)),
+            used_joined: used.map(surname_joined),
+            used_phonetic: used.map(|u| phonetic(&surname_core(u))),
+            first_first: first_first_name(&t.birth_first_names),
+            first_phonetic: phonetic(&first_first_name(&t.birth_first_names)),
+            first_words: first_name_words(&t.birth_first_names),
+            birth_date: t.birth_date,
+            sex: t.sex,
+            birthplace: t.birthplace.clone(),
+            ins: r.ins.as_ref().map(|i| i.as_str().to_string()),
+            ins_retrieved: r.status.ins_retrieved() && r.ins.is_some(),
+            fictitious: r.attributes.fictitious,
+            homonym: r.attributes.homonym,
+        }
+    }
+}
+
+/// Agreement levels of a pair, one per field of [`FIELDS`]; 0 is the strongest agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Comparison {
+    pub levels: [u8; 6],
+}
+
+fn jw(a: &str, b: &str) -> f64 {
+    strsim::jaro_winkler(a, b)
+}
+
+/// Birth name: 0 same (joined or without particles), 1 same sound, 2 close spelling (Jaro–Winkler
+/// ≥ 0.9), 3 one side's used name is the other's birth name (a used name typed as birth name),
+/// 4 different. (Never missing: the birth name is mandatory.)
+fn birth_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
+    if a.birth_joined == b.birth_joined || a.birth_core == b.birth_core {
+        0
+    } else if !a.birth_phonetic.is_empty() && a.birth_phonetic == b.birth_phonetic {
+        1
+    } else if jw(&a.birth_joined, &b.birth_joined) >= 0.9 {
+        2
+    } else if cross_name(a, b) || cross_name(b, a) {
+        3
+    } else {
+        4
+    }
+}
+
+fn cross_name(a: &MatchRecord, b: &MatchRecord) -> bool {
+    a.used_joined.as_deref() == Some(&b.birth_joined)
+        || a.used_phonetic
+            .as_deref()
+            .is_some_and(|p| !p.is_empty() && p == b.birth_phonetic)
+}
+
+/// First names: 0 same first first name, 1 same sound or one list's words contain the other's
+/// first word (`JEAN PIERRE` / `JEAN`), 2 close spelling (≥ 0.88), 3 different.
+fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
+    if a.first_first == b.first_first {
+        0
+    } else if a.first_phonetic == b.first_phonetic
+        || a.first_words
+            .first()
+            .is_some_and(|w| b.first_words.contains(w))
+        || b.first_words
+            .first()
+            .is_some_and(|w| a.first_words.contains(w))
+    {
+        1
+    } else if jw(&a.first_first, &b.first_first) >= 0.88 {
+        2
+    } else {
+        3
+    }
+}
+
+/// Birth date: 0 same, 1 day and month swapped, 2 one of day/month/year differs by one typed
+/// digit, 3 different.
+fn birth_date_level(a: Date, b: Date) -> u8 {
+    if a == b {
+        return 0;
+    }
+    let (ad, am, ay) = (a.day(), u8::from(a.month()), a.year());
+    let (bd, bm, by) = (b.day(), u8::from(b.month()), b.year());
+    if ay == by && ad == bm && am == bd {
+        return 1;
+    }
+    let digits = |d: u8, m: u8, y: i32| format!("{d:02}{m:02}{y:04}");
+    let (x, y) = (digits(ad, am, ay), digits(bd, bm, by));
+    let diff = x.bytes().zip(y.bytes()).filter(|(p, q)| p != q).count();
+    if diff == 1 { 2 } else { 3 }
+}
+
+/// Compares two records field by field.
+pub fn compare(a: &MatchRecord, b: &MatchRecord) -> Comparison {
+    use crate::Sex::Unknown;
+    let sex = if a.sex == Unknown || b.sex == Unknown {
+        MISSING
+    } else if a.sex == b.sex {
+        0
+    } else {
+        1
+    };
+    let birthplace = match (&a.birthplace, &b.birthplace) {
+        (Some(x), Some(y)) if x == y => 0,
+        (Some(x), Some(y)) if x[..2] == y[..2] => 1,
+        (Some(_), Some(_)) => 2,
+        _ => MISSING,
+    };
+    let ins = match (&a.ins, &b.ins) {
+        (Some(x), Some(y)) if x == y => 0,
+        (Some(_), Some(_)) => 1,
+        _ => MISSING,
+    };
+    Comparison {
+        levels: [
+            birth_name_level(a, b),
+            first_name_level(a, b),
+            birth_date_level(a.birth_date, b.birth_date),
+            sex,
+            birthplace,
+            ins,
+        ],
+    }
+}
+
+/// What to do with a candidate pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Same patient: link automatically.
+    Link,
+    /// Possible duplicate: a person decides (review queue).
+    Review,
+    /// Different patients.
+    Distinct,
+}
+
+/// Matching configuration: weights per field and level, and the two thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchConfig {
+    /// `weights[field][level]` in bits; the missing level is always 0.
+    pub weights: [[f64; LEVELS]; 6],
+    /// At or above: automatic link.
+    pub link_threshold: f64,
+    /// At or above (and below the link threshold): review.
+    pub review_threshold: f64,
+}
+
+impl MatchConfig {
+    pub fn validate(&self) -> Result<(), IdentityError> {
+        if self.review_threshold > self.link_threshold {
+            return Err(IdentityError::InvalidConfig(
+                "the review threshold must not exceed the link threshold".into(),
+            ));
+        }
+        if self.weights.iter().flatten().any(|w| !w.is_finite()) {
+            return Err(IdentityError::InvalidConfig(
+                "weights must be finite".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn score(&self, c: &Comparison) -> f64 {
+        c.levels
+            .iter()
+            .enumerate()
+            .map(|(f, &l)| {
+                if l == MISSING {
+                    0.0
+                } else {
+                    self.weights[f][l as usize]
+                }
+            })
+            .sum()
+    }
+
+    /// The decision for a pair, identity-vigilance rules first, then the score:
+    /// - a fictitious identity is never linked (FICTI);
+    /// - two INS retrieved from INSi that differ are two persons (deterministic);
+    /// - the same INS retrieved from INSi on both sides links (deterministic), unless the first
+    ///   names disagree entirely, which is a conflict for a person to look at;
+    /// - completely different first names never link automatically (twins share everything else);
+    /// - a homonym (HOMON) goes to review rather than being linked.
+    pub fn decide(&self, a: &MatchRecord, b: &MatchRecord) -> (Decision, f64, Comparison) {
+        let c = compare(a, b);
+        let score = self.score(&c);
+        if a.fictitious || b.fictitious {
+            return (Decision::Distinct, score, c);
+        }
+        let first_names_differ = c.levels[1] == 3;
+        let both_retrieved = a.ins_retrieved && b.ins_retrieved;
+        if both_retrieved && c.levels[5] == 1 {
+            return (Decision::Distinct, score, c);
+        }
+        let mut decision = if both_retrieved && c.levels[5] == 0 {
+            Decision::Link
+        } else if score >= self.link_threshold {
+            Decision::Link
+        } else if score >= self.review_threshold {
+            Decision::Review
+        } else {
+            Decision::Distinct
+        };
+        if decision == Decision::Link && (first_names_differ || a.homonym || b.homonym) {
+            decision = Decision::Review;
+        }
+        (decision, score, c)
+    }
+}
+
+/// Estimates weights from labelled pairs: `log2(m/u)` with add-one smoothing, so that a level
+/// never seen on one side gets a large but finite weight.
+pub fn estimate_weights<I>(pairs: I) -> [[f64; LEVELS]; 6]
+where
+    I: IntoIterator<Item = (Comparison, bool)>,
+{
+    let mut m = [[1u64; LEVELS]; 6];
+    let mut u = [[1u64; LEVELS]; 6];
+    for (c, is_match) in pairs {
+        for (f, &l) in c.levels.iter().enumerate() {
+            if is_match {
+                m[f][l as usize] += 1;
+            } else {
+                u[f][l as usize] += 1;
+            }
+        }
+    }
+    let mut w = [[0.0; LEVELS]; 6];
+    for f in 0..6 {
+        let (mt, ut): (u64, u64) = (m[f].iter().sum(), u[f].iter().sum());
+        for l in 0..LEVELS - 1 {
+            let p_m = m[f][l] as f64 / mt as f64;
+            let p_u = u[f][l] as f64 / ut as f64;
+            w[f][l] = (p_m / p_u).log2();
+        }
+    }
+    w
+}
+
+/// Chooses thresholds from scored, labelled training pairs, with error rates fixed beforehand:
+/// the link threshold is `margin` bits above the highest-scoring non-match (no false link on the
+/// training set, with room for the test set); the review threshold is the highest score that
+/// still keeps `review_recall` of true matches at or above it.
+pub fn choose_thresholds(
+    scored: &mut [(f64, bool)],
+    margin: f64,
+    review_recall: f64,
+) -> (f64, f64) {
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let max_non_match = scored
+        .iter()
+        .filter(|(_, m)| !m)
+        .map(|(s, _)| *s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let link = max_non_match + margin;
+    let matches: Vec<f64> = scored.iter().filter(|(_, m)| *m).map(|(s, _)| *s).collect();
+    let review = if matches.is_empty() {
+        link
+    } else {
+        let idx = ((1.0 - review_recall) * matches.len() as f64).floor() as usize;
+        matches[idx.min(matches.len() - 1)].min(link)
+    };
+    (link, review)
+}
