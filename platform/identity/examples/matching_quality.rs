@@ -55,6 +55,11 @@ fn main() {
         t.elapsed()
     );
     println!("{}", serde_json_like(&q));
+    if args.iter().any(|a| a == "--diagnose") {
+        for line in megalis_identity::evaluate::diagnose(&test, &config, 15) {
+            println!("{line}");
+        }
+    }
 }
 
 fn serde_json_like(q: &megalis_identity::evaluate::Quality) -> String {

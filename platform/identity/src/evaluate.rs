@@ -177,7 +177,7 @@ pub fn evaluate(records: &[SynthRecord], config: &MatchConfig) -> Quality {
 }
 
 /// Estimates a configuration on a training population (weights from labelled candidate pairs,
-/// thresholds by [`crate::matching::model::choose_thresholds`] with a 2-bit margin and 99.5 % of
+/// thresholds by [`crate::matching::model::choose_thresholds`] with a 2-bit margin and 99.9 % of
 /// true matches kept at or above the review threshold).
 pub fn train(records: &[SynthRecord]) -> MatchConfig {
     let labelled = labelled_comparisons(records);
@@ -196,8 +196,43 @@ pub fn train(records: &[SynthRecord]) -> MatchConfig {
         .iter()
         .map(|(c, m)| (config.score(c), *m))
         .collect();
-    let (link, review) = crate::matching::model::choose_thresholds(&mut scored, 2.0, 0.995);
+    let (link, review) = crate::matching::model::choose_thresholds(&mut scored, 2.0, 0.999);
     config.link_threshold = link;
     config.review_threshold = review;
     config
+}
+
+/// Human-readable descriptions of up to `limit` wrong automatic links and missed duplicates,
+/// to understand the errors of a configuration.
+pub fn diagnose(records: &[SynthRecord], config: &MatchConfig, limit: usize) -> Vec<String> {
+    let features: Vec<MatchRecord> = records.iter().map(|r| MatchRecord::from_source(&r.record)).collect();
+    let mut out = Vec::new();
+    let (mut wrong, mut missed) = (0, 0);
+    let show = |r: &SynthRecord| {
+        let t = &r.record.demographics.traits;
+        format!(
+            "[{} {:?} {:?} {} {:?} {:?} ins={:?} {:?}]",
+            t.birth_name,
+            r.record.demographics.used_name,
+            t.birth_first_names,
+            t.birth_date,
+            t.sex,
+            t.birthplace,
+            r.record.ins.as_ref().map(|i| i.as_str()),
+            r.errors
+        )
+    };
+    for (i, j) in candidate_pairs(&features) {
+        let (a, b) = (&records[i as usize], &records[j as usize]);
+        let (d, score, c) = config.decide(&features[i as usize], &features[j as usize]);
+        let same = a.person == b.person;
+        if d == Decision::Link && !same && wrong < limit {
+            wrong += 1;
+            out.push(format!("WRONG LINK {score:.1} {:?}\n  {}\n  {}", c.levels, show(a), show(b)));
+        } else if d == Decision::Distinct && same && missed < limit {
+            missed += 1;
+            out.push(format!("MISSED {score:.1} {:?}\n  {}\n  {}", c.levels, show(a), show(b)));
+        }
+    }
+    out
 }
