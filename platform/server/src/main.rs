@@ -54,8 +54,15 @@ pub fn audit_error(e: megalis_audit::AuditError) -> ApiError {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // rustls warns about every client that sends an IP address as SNI (curl, wrk, probes): noise
+    // that would also cost a log line per connection, so it is quiet unless asked for.
+    let directives = if settings.log_level.contains("rustls") {
+        settings.log_level.clone()
+    } else {
+        format!("{},rustls=error", settings.log_level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -169,11 +169,18 @@ async fn front(State(state): State<AppState>, mut request: Request, next: Next) 
         .map(|p| Arc::from(p.as_str()))
         .unwrap_or_else(|| Arc::from("unmatched"));
     let method = request.method().clone();
-    let facts = problem::RequestFacts::new(request.uri().path(), request.headers(), &request_id);
+    let facts = problem::RequestFacts::new(request.uri(), request.headers(), request_id.clone());
 
     let span = tracing::info_span!("request", id = %request_id, %method, route = %route,
         client = client.map(|c| c.address.to_string()).unwrap_or_default());
-    let response = next.run(request).instrument(span.clone()).await;
+    // Until the schema is current nothing but the probes may run: a handler would fail on a
+    // missing table with a 500 where the truth is "not ready yet" (503, retry).
+    let response = if !state.migrated.load(Ordering::Acquire) && !is_probe(request.uri().path()) {
+        ApiError::unavailable("The platform is starting: its database is not ready yet.")
+            .into_response()
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     let mut response = problem::render(&facts, response).await;
 
     let status = response.status();
@@ -205,6 +212,10 @@ async fn front(State(state): State<AppState>, mut request: Request, next: Next) 
         }
     });
     response
+}
+
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 async fn healthz() -> &'static str {

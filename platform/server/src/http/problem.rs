@@ -107,20 +107,22 @@ fn prefers_english(headers: &HeaderMap) -> bool {
 }
 
 /// What the mapper needs to know of the request.
+/// Kept for every request but only read for errors, so it must be cheap to build: no copies of
+/// the path or headers, only what the error formats need.
 pub struct RequestFacts {
     pub family: Family,
     pub english: bool,
-    pub path: String,
-    pub request_id: String,
+    pub uri: http::Uri,
+    pub request_id: std::sync::Arc<str>,
 }
 
 impl RequestFacts {
-    pub fn new(path: &str, headers: &HeaderMap, request_id: &str) -> Self {
+    pub fn new(uri: &http::Uri, headers: &HeaderMap, request_id: std::sync::Arc<str>) -> Self {
         RequestFacts {
-            family: Family::of(path, headers),
+            family: Family::of(uri.path(), headers),
             english: prefers_english(headers),
-            path: path.to_string(),
-            request_id: request_id.to_string(),
+            uri: uri.clone(),
+            request_id,
         }
     }
 }
@@ -252,7 +254,7 @@ fn build(facts: &RequestFacts, error: &ApiError) -> Response {
             json!({
                 "error": error.oauth_error.unwrap_or_else(|| oauth_error_code(status)),
                 "error_description": detail,
-                "request_id": facts.request_id,
+                "request_id": &*facts.request_id,
             })
             .to_string(),
         ),
@@ -267,8 +269,8 @@ fn build(facts: &RequestFacts, error: &ApiError) -> Response {
                 "title": status.canonical_reason().unwrap_or("Error"),
                 "status": status.as_u16(),
                 "detail": detail,
-                "instance": facts.path,
-                "request_id": facts.request_id,
+                "instance": facts.uri.path(),
+                "request_id": &*facts.request_id,
             })
             .to_string(),
         ),
@@ -359,7 +361,7 @@ mod tests {
     async fn each_family_gets_its_format_and_the_request_id() {
         let err = || ApiError::new(StatusCode::NOT_FOUND, "").into_response();
 
-        let facts = RequestFacts::new("/fhir/Patient/x", &headers("*/*"), "rid-1");
+        let facts = RequestFacts::new(&"/fhir/Patient/x".parse().unwrap(), &headers("*/*"), "rid-1".into());
         let r = render(&facts, err()).await;
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/fhir+json");
         let v = body_json(r).await;
@@ -372,12 +374,12 @@ mod tests {
                 .contains("rid-1")
         );
 
-        let facts = RequestFacts::new("/oauth2/token", &headers("*/*"), "rid-2");
+        let facts = RequestFacts::new(&"/oauth2/token".parse().unwrap(), &headers("*/*"), "rid-2".into());
         let v = body_json(render(&facts, err()).await).await;
         assert_eq!(v["error"], "invalid_request");
         assert_eq!(v["request_id"], "rid-2");
 
-        let facts = RequestFacts::new("/nowhere", &headers("application/json"), "rid-3");
+        let facts = RequestFacts::new(&"/nowhere".parse().unwrap(), &headers("application/json"), "rid-3".into());
         let r = render(&facts, err()).await;
         assert_eq!(
             r.headers()[header::CONTENT_TYPE],
@@ -388,7 +390,7 @@ mod tests {
         assert_eq!(v["instance"], "/nowhere");
         assert_eq!(v["request_id"], "rid-3");
 
-        let facts = RequestFacts::new("/nowhere", &headers("text/html"), "<rid-4>");
+        let facts = RequestFacts::new(&"/nowhere".parse().unwrap(), &headers("text/html"), "<rid-4>".into());
         let r = render(&facts, err()).await;
         let html =
             String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
@@ -407,7 +409,7 @@ mod tests {
         let mut r = (StatusCode::PAYLOAD_TOO_LARGE, "length limit exceeded").into_response();
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        let facts = RequestFacts::new("/x", &HeaderMap::new(), "rid");
+        let facts = RequestFacts::new(&"/x".parse().unwrap(), &HeaderMap::new(), "rid".into());
         let r = render(&facts, r).await;
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(r.headers()[header::ALLOW], "GET");
@@ -418,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn successes_pass_through() {
         let r = (StatusCode::OK, "fine").into_response();
-        let facts = RequestFacts::new("/fhir/x", &HeaderMap::new(), "rid");
+        let facts = RequestFacts::new(&"/fhir/x".parse().unwrap(), &HeaderMap::new(), "rid".into());
         let r = render(&facts, r).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers().get(header::CACHE_CONTROL).is_none());
