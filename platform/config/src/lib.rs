@@ -463,6 +463,13 @@ pub struct Settings {
     pub blobs_s3_access_key_id: Option<String>,
     pub blobs_s3_secret_access_key: Option<String>,
     pub blobs_s3_allow_http: bool,
+    pub auth_session_idle_timeout: Duration,
+    pub auth_session_absolute_timeout: Duration,
+    pub auth_access_token_lifetime: Duration,
+    pub auth_refresh_token_lifetime: Duration,
+    pub auth_key_rotation: Duration,
+    pub auth_lockout_threshold: u32,
+    pub auth_lockout_duration: Duration,
 }
 
 struct Typer<'a> {
@@ -688,6 +695,20 @@ impl Settings {
             blobs_s3_access_key_id: text("blobs.s3_access_key_id")?,
             blobs_s3_secret_access_key: text("blobs.s3_secret_access_key")?,
             blobs_s3_allow_http: t.required("blobs.s3_allow_http", parse_bool)?,
+            auth_session_idle_timeout: t.required("auth.session_idle_timeout", parse_duration)?,
+            auth_session_absolute_timeout: t
+                .required("auth.session_absolute_timeout", parse_duration)?,
+            auth_access_token_lifetime: t.required("auth.access_token_lifetime", parse_duration)?,
+            auth_refresh_token_lifetime: t
+                .required("auth.refresh_token_lifetime", parse_duration)?,
+            auth_key_rotation: t.required("auth.key_rotation", parse_duration)?,
+            auth_lockout_threshold: t.required("auth.lockout_threshold", |s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| "expected a positive integer".to_string())
+            })?,
+            auth_lockout_duration: t.required("auth.lockout_duration", parse_duration)?,
             blobs_backend,
             data_dir,
         };
