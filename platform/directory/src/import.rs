@@ -1,0 +1,618 @@
+//! Import of the Annuaire Santé extraction into the database.
+//!
+//! * **Streaming.** A blocking thread parses the file and hands batches of
+//!   [`ImportOptions::batch_rows`] rows through a channel of two: memory holds at most three
+//!   batches whatever the size of the file.
+//! * **Idempotent.** Each practitioner, organisation and activity has a content hash over the
+//!   columns the file defines. An entity whose hash is unchanged is not rewritten; only the id of
+//!   the import that saw it is recorded. Re-importing a file therefore reports everything
+//!   `unchanged` and changes no content and no timestamp.
+//! * **Incremental.** After the last batch, every active entity that this import did not see is
+//!   closed (`active = false`, `closed_at_us` set) and audited; one that reappears later is
+//!   reopened, audited too. Authentication checks `active` on every use ([`crate::access`]), so a
+//!   closed practitioner loses access as soon as the import commits. A file that would close more
+//!   than a tenth of the active practitioners (and over 100) is taken for a truncated download:
+//!   nothing is closed unless [`ImportOptions::allow_mass_closure`] is set.
+//! * **Batched.** Each batch is written in one transaction with multi-row
+//!   `INSERT … ON CONFLICT DO UPDATE` statements, the same SQL on SQLite and PostgreSQL.
+//!
+//! Only one import should run at a time (the CLI is the only caller); an interrupted import can
+//! simply be run again: batches already committed are found unchanged and nothing was closed.
+
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome, record::now_us};
+use megalis_store::{Database, with_pool};
+
+use crate::model::{Activity, Organisation, Practitioner, Row, fold};
+use crate::parse::{Parsed, Reader, RowError};
+use crate::sql::{
+    ACTIVITY, Arg, MAX_PARAMS, ORGANISATION, PRACTITIONER, Table, bind_args, content_hash, in_list,
+};
+use crate::{DirectoryError, Result};
+
+/// The audit actor of imports.
+pub const IMPORT_ACTOR: &str = "system:directory-import";
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Where the data came from (file name), kept in `dir_import` and the audit trail.
+    pub source: String,
+    /// Rows per transaction.
+    pub batch_rows: usize,
+    /// How many rejected rows are kept with their reasons (all are counted).
+    pub rejected_kept: usize,
+    /// Close however many entities the file no longer lists (see the module documentation).
+    pub allow_mass_closure: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            source: String::new(),
+            batch_rows: 5_000,
+            rejected_kept: 1_000,
+            allow_mass_closure: false,
+        }
+    }
+}
+
+/// What an import did to one kind of entity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntityCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Closed before, listed again.
+    pub reopened: u64,
+    /// Active before, absent from this file.
+    pub closed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    pub import_id: i64,
+    /// Data lines read (accepted and rejected; blank lines are not counted).
+    pub rows_read: u64,
+    pub rows_rejected: u64,
+    /// The first [`ImportOptions::rejected_kept`] rejected rows, in file order.
+    pub rejected: Vec<RowError>,
+    pub practitioners: EntityCounts,
+    pub organisations: EntityCounts,
+    pub activities: EntityCounts,
+    /// Set when closures were refused by the mass-closure guard (the rest was imported).
+    pub closure_refused: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl ImportReport {
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn counts(&mut self, table: &Table) -> &mut EntityCounts {
+        match table.name {
+            "dir_practitioner" => &mut self.practitioners,
+            "dir_organisation" => &mut self.organisations,
+            _ => &mut self.activities,
+        }
+    }
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "import {}: {} rows read, {} rejected, in {:.1} s ({:.0} rows/s)",
+            self.import_id,
+            self.rows_read,
+            self.rows_rejected,
+            self.elapsed.as_secs_f64(),
+            self.rows_per_second()
+        )?;
+        writeln!(
+            f,
+            "{:<15} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "", "created", "updated", "unchanged", "reopened", "closed"
+        )?;
+        for (name, c) in [
+            ("practitioners", self.practitioners),
+            ("organisations", self.organisations),
+            ("activities", self.activities),
+        ] {
+            writeln!(
+                f,
+                "{name:<15} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                c.created, c.updated, c.unchanged, c.reopened, c.closed
+            )?;
+        }
+        for e in &self.rejected {
+            writeln!(f, "rejected {e}")?;
+        }
+        if self.rows_rejected > self.rejected.len() as u64 {
+            writeln!(
+                f,
+                "… and {} more rejected rows",
+                self.rows_rejected - self.rejected.len() as u64
+            )?;
+        }
+        if let Some(r) = &self.closure_refused {
+            writeln!(f, "closures refused: {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports an extraction file. See [`import_reader`].
+pub async fn import_file(
+    db: &Database,
+    audit: &AuditLog,
+    path: &Path,
+    mut options: ImportOptions,
+) -> Result<ImportReport> {
+    let file = std::fs::File::open(path).map_err(|source| DirectoryError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if options.source.is_empty() {
+        options.source = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    import_reader(
+        db,
+        audit,
+        std::io::BufReader::with_capacity(1 << 20, file),
+        options,
+    )
+    .await
+}
+
+/// Imports an extraction read from `input`. Fails before touching the database when the header
+/// is wrong; malformed rows are counted and reported, the others imported.
+pub async fn import_reader<R: BufRead + Send + 'static>(
+    db: &Database,
+    audit: &AuditLog,
+    input: R,
+    options: ImportOptions,
+) -> Result<ImportReport> {
+    let started = Instant::now();
+    let reader = tokio::task::spawn_blocking(move || Reader::new(input))
+        .await
+        .expect("header check does not panic")?;
+    let batch_rows = options.batch_rows.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Parsed>>>(2);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(batch_rows);
+        for item in reader {
+            match item {
+                Ok(p) => {
+                    batch.push(p);
+                    if batch.len() >= batch_rows
+                        && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok(batch));
+        }
+    });
+
+    let import_id: i64 = with_pool!(db, pool => sqlx::query_scalar(
+        "INSERT INTO dir_import (started_at_us, source) VALUES ($1, $2) RETURNING id")
+        .bind(now_us()).bind(&options.source).fetch_one(pool).await)?;
+    let mut report = ImportReport {
+        import_id,
+        ..ImportReport::default()
+    };
+    let mut outcome = Ok(());
+    while let Some(batch) = rx.recv().await {
+        let step = match batch {
+            Ok(batch) => apply_batch(db, audit, import_id, batch, &mut report, &options).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = step {
+            outcome = Err(e);
+            break;
+        }
+    }
+    drop(rx);
+    let _ = producer.await;
+    // A read error or a failed batch leaves the file's end unseen: closing now would close
+    // everything after the failure.
+    outcome?;
+    close_absent(db, audit, import_id, &mut report, &options).await?;
+    report.elapsed = started.elapsed();
+    let summary = serde_json::json!({
+        "rows_read": report.rows_read,
+        "rows_rejected": report.rows_rejected,
+        "practitioners": counts_json(&report.practitioners),
+        "organisations": counts_json(&report.organisations),
+        "activities": counts_json(&report.activities),
+        "closure_refused": report.closure_refused,
+    })
+    .to_string();
+    with_pool!(db, pool => sqlx::query(
+        "UPDATE dir_import SET finished_at_us = $1, summary = $2 WHERE id = $3")
+        .bind(now_us()).bind(&summary).bind(import_id).execute(pool).await.map(|_| ()))?;
+    audit
+        .append(
+            AuditRecord::new(
+                Actor::new(IMPORT_ACTOR),
+                "directory.import",
+                "DirectoryImport",
+                Outcome::Success,
+            )
+            .with_object_id(import_id.to_string())
+            .with_detail(format!("{} {summary}", options.source)),
+        )
+        .await?;
+    Ok(report)
+}
+
+fn counts_json(c: &EntityCounts) -> serde_json::Value {
+    serde_json::json!({
+        "created": c.created, "updated": c.updated, "unchanged": c.unchanged,
+        "reopened": c.reopened, "closed": c.closed,
+    })
+}
+
+fn practitioner_args(p: &Practitioner) -> Vec<Arg<'_>> {
+    vec![
+        Arg::text(&p.national_id),
+        Arg::text(p.kind.code()),
+        Arg::text(&p.identifier),
+        Arg::text(&p.practice_civility.code),
+        Arg::text(&p.practice_civility.label),
+        Arg::text(&p.civility.code),
+        Arg::text(&p.civility.label),
+        Arg::text(&p.family_name),
+        Arg::text(&p.given_name),
+        Arg::owned(fold(&p.family_name)),
+        Arg::owned(fold(&p.given_name)),
+        Arg::text(&p.profession.code),
+        Arg::text(&p.profession.label),
+        Arg::text(&p.category.code),
+        Arg::text(&p.category.label),
+        Arg::opt(p.mssante_address.as_deref()),
+    ]
+}
+
+fn organisation_args(o: &Organisation) -> Vec<Arg<'_>> {
+    let a = &o.address;
+    vec![
+        Arg::text(&o.structure_id),
+        Arg::opt(o.siret.as_deref()),
+        Arg::opt(o.siren.as_deref()),
+        Arg::opt(o.finess_site.as_deref()),
+        Arg::opt(o.finess_legal.as_deref()),
+        Arg::text(&o.name),
+        Arg::owned(fold(&o.name)),
+        Arg::opt(o.trade_name.as_deref()),
+        Arg::owned(a.lines.join("\n")),
+        Arg::opt(a.district.as_deref()),
+        Arg::opt(a.postal_code.as_deref()),
+        Arg::opt(a.commune_code.as_deref()),
+        Arg::opt(a.city.as_deref()),
+        Arg::opt(a.country_code.as_deref()),
+        Arg::opt(a.country.as_deref()),
+        Arg::opt(o.phone.as_deref()),
+        Arg::opt(o.phone2.as_deref()),
+        Arg::opt(o.fax.as_deref()),
+        Arg::opt(o.email.as_deref()),
+        Arg::text(&o.department.code),
+        Arg::text(&o.department.label),
+        Arg::text(&o.sector.code),
+        Arg::text(&o.sector.label),
+    ]
+}
+
+fn activity_args(a: &Activity) -> Vec<Arg<'_>> {
+    vec![
+        Arg::owned(a.id()),
+        Arg::text(&a.national_id),
+        Arg::opt(a.structure_id.as_deref()),
+        Arg::text(&a.profession.code),
+        Arg::text(&a.profession.label),
+        Arg::text(&a.specialty_kind.code),
+        Arg::text(&a.specialty_kind.label),
+        Arg::text(&a.specialty.code),
+        Arg::text(&a.specialty.label),
+        Arg::opt(a.mode.map(|m| m.code())),
+        Arg::text(&a.mode_label),
+        Arg::text(&a.pharmacist_section.code),
+        Arg::text(&a.pharmacist_section.label),
+        Arg::opt(a.registration_authority.as_deref()),
+    ]
+}
+
+fn key_of<'a>(args: &'a [Arg<'a>]) -> &'a str {
+    match &args[0] {
+        Arg::Text(s) => s,
+        _ => unreachable!("the key is the first content column, always text"),
+    }
+}
+
+/// What to write for one table in one batch.
+struct Plan<'a> {
+    /// Full rows (content then state) to upsert.
+    write: Vec<Vec<Arg<'a>>>,
+    /// Keys whose content is unchanged: only `last_seen_import` moves.
+    touch: Vec<String>,
+    /// Keys closed before and listed again (audited).
+    reopened: Vec<String>,
+}
+
+async fn plan<'a>(
+    db: &Database,
+    table: &Table,
+    import_id: i64,
+    now: i64,
+    entities: Vec<Vec<Arg<'a>>>,
+    counts: &mut EntityCounts,
+) -> Result<Plan<'a>> {
+    let mut existing: HashMap<String, (i64, bool, i64)> = HashMap::new();
+    let keys: Vec<&str> = entities.iter().map(|e| key_of(e)).collect();
+    for chunk in keys.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "SELECT {key}, content_hash, active, last_seen_import FROM {t} WHERE {key} IN ({})",
+            in_list(chunk.len(), 1),
+            key = table.key,
+            t = table.name
+        );
+        let rows: Vec<(String, i64, bool, i64)> = with_pool!(db, pool => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(pool).await
+        })?;
+        existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
+    }
+    let mut plan = Plan {
+        write: Vec::new(),
+        touch: Vec::new(),
+        reopened: Vec::new(),
+    };
+    for mut e in entities {
+        let hash = content_hash(&e);
+        let key = key_of(&e).to_string();
+        match existing.get(&key) {
+            // Already seen earlier in this import: the first row describing it wins.
+            Some((_, _, seen)) if *seen == import_id => continue,
+            Some((h, true, _)) if *h == hash => {
+                counts.unchanged += 1;
+                plan.touch.push(key);
+                continue;
+            }
+            Some((_, true, _)) => counts.updated += 1,
+            Some((_, false, _)) => {
+                counts.reopened += 1;
+                plan.reopened.push(key);
+            }
+            None => counts.created += 1,
+        }
+        e.extend([
+            Arg::Int(hash),
+            Arg::Bool(true),
+            Arg::Int(now),
+            Arg::Int(now),
+            Arg::OptInt(None),
+            Arg::Int(import_id),
+        ]);
+        plan.write.push(e);
+    }
+    Ok(plan)
+}
+
+async fn apply_batch(
+    db: &Database,
+    audit: &AuditLog,
+    import_id: i64,
+    batch: Vec<Parsed>,
+    report: &mut ImportReport,
+    options: &ImportOptions,
+) -> Result<()> {
+    let now = now_us();
+    let mut rows: Vec<Row> = Vec::with_capacity(batch.len());
+    let mut rejected_ids: Vec<String> = Vec::new();
+    for p in batch {
+        report.rows_read += 1;
+        match p {
+            Parsed::Row(r) => rows.push(*r),
+            Parsed::Rejected(e) => {
+                report.rows_rejected += 1;
+                if let Some(id) = &e.national_id {
+                    rejected_ids.push(id.clone());
+                }
+                if report.rejected.len() < options.rejected_kept {
+                    report.rejected.push(e);
+                }
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    let practitioners: Vec<_> = rows
+        .iter()
+        .filter(|r| seen.insert(r.practitioner.national_id.as_str()))
+        .map(|r| practitioner_args(&r.practitioner))
+        .collect();
+    let mut seen = HashSet::new();
+    let organisations: Vec<_> = rows
+        .iter()
+        .filter_map(|r| r.organisation.as_ref())
+        .filter(|o| seen.insert(o.structure_id.as_str()))
+        .map(organisation_args)
+        .collect();
+    let mut seen = HashSet::new();
+    let activities: Vec<_> = rows
+        .iter()
+        .map(|r| activity_args(&r.activity))
+        .filter(|a| seen.insert(key_of(a).to_string()))
+        .collect();
+
+    let mut plans = Vec::with_capacity(3);
+    for (table, entities) in [
+        (&PRACTITIONER, practitioners),
+        (&ORGANISATION, organisations),
+        (&ACTIVITY, activities),
+    ] {
+        let p = plan(db, table, import_id, now, entities, report.counts(table)).await?;
+        plans.push((table, p));
+    }
+    // Audited before the write: a reopening must never take effect unrecorded.
+    for (table, p) in &plans {
+        audit_each(
+            audit,
+            table,
+            "reopen",
+            &p.reopened,
+            import_id,
+            &options.source,
+        )
+        .await?;
+    }
+
+    let mut statements: Vec<(String, Vec<&Arg<'_>>)> = Vec::new();
+    for (table, p) in &plans {
+        let per_statement = (MAX_PARAMS / table.width()).max(1);
+        for chunk in p.write.chunks(per_statement) {
+            statements.push((
+                table.upsert_sql(chunk.len()),
+                chunk.iter().flatten().collect(),
+            ));
+        }
+    }
+    let import_arg = Arg::Int(import_id);
+    let touch_args: Vec<(&Table, Vec<Arg<'_>>)> = plans
+        .iter()
+        .map(|(t, p)| (*t, p.touch.iter().map(|k| Arg::text(k)).collect()))
+        .chain(std::iter::once((
+            &PRACTITIONER,
+            rejected_ids.iter().map(|k| Arg::text(k)).collect(),
+        )))
+        .collect();
+    for (table, keys) in &touch_args {
+        for chunk in keys.chunks(MAX_PARAMS) {
+            let sql = format!(
+                "UPDATE {} SET last_seen_import = $1 WHERE {} IN ({})",
+                table.name,
+                table.key,
+                in_list(chunk.len(), 2)
+            );
+            statements.push((sql, std::iter::once(&import_arg).chain(chunk).collect()));
+        }
+    }
+    with_pool!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        for (sql, args) in &statements {
+            bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), args.iter().copied())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }.await)?;
+    Ok(())
+}
+
+async fn audit_each(
+    audit: &AuditLog,
+    table: &Table,
+    what: &str,
+    keys: &[String],
+    import_id: i64,
+    source: &str,
+) -> Result<()> {
+    let action = format!("{}.{what}", table.action);
+    for chunk in keys.chunks(1_000) {
+        // Concurrent appends share group commits: thousands of closures cost a few commits.
+        futures::future::try_join_all(chunk.iter().map(|k| {
+            audit.append(
+                AuditRecord::new(
+                    Actor::new(IMPORT_ACTOR),
+                    action.as_str(),
+                    table.resource,
+                    Outcome::Success,
+                )
+                .with_object_id(k.as_str())
+                .with_detail(format!("import {import_id} of {source}")),
+            )
+        }))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Closes every active entity this import did not see, in pages of 1,000 keys.
+async fn close_absent(
+    db: &Database,
+    audit: &AuditLog,
+    import_id: i64,
+    report: &mut ImportReport,
+    options: &ImportOptions,
+) -> Result<()> {
+    let count = |sql: &'static str| async move {
+        with_pool!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(import_id).fetch_one(pool).await)
+    };
+    let candidates =
+        count("SELECT COUNT(*) FROM dir_practitioner WHERE active AND last_seen_import < $1")
+            .await?;
+    let active = count("SELECT COUNT(*) FROM dir_practitioner WHERE active AND $1 = $1").await?;
+    let limit = (active / 10).max(100);
+    if candidates > limit && !options.allow_mass_closure {
+        let refusal = DirectoryError::MassClosure {
+            candidates: candidates as u64,
+            active: active as u64,
+            limit: limit as u64,
+        };
+        tracing::warn!(%refusal, "closures refused");
+        report.closure_refused = Some(refusal.to_string());
+        return Ok(());
+    }
+    // Roles first, so that no moment exists where a closed practitioner has an active role.
+    for table in [&ACTIVITY, &PRACTITIONER, &ORGANISATION] {
+        loop {
+            let select = format!(
+                "SELECT {key} FROM {t} WHERE active AND last_seen_import < $1 \
+                 ORDER BY {key} LIMIT 1000",
+                key = table.key,
+                t = table.name
+            );
+            let keys: Vec<String> = with_pool!(db, pool =>
+                sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
+                    .bind(import_id).fetch_all(pool).await)?;
+            if keys.is_empty() {
+                break;
+            }
+            audit_each(audit, table, "close", &keys, import_id, &options.source).await?;
+            let update = format!(
+                "UPDATE {} SET active = FALSE, closed_at_us = $1, updated_at_us = $1 \
+                 WHERE {} IN ({})",
+                table.name,
+                table.key,
+                in_list(keys.len(), 2)
+            );
+            let now = now_us();
+            with_pool!(db, pool => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(now);
+                for k in &keys {
+                    q = q.bind(k.as_str());
+                }
+                q.execute(pool).await.map(|_| ())
+            })?;
+            report.counts(table).closed += keys.len() as u64;
+        }
+    }
+    Ok(())
+}
