@@ -54,13 +54,14 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
         root.insert("cps".into(), cps.into());
     }
 
-    let mut database = Table::new();
     if let Some(pg) = &spec.database.postgres
         && let Some(max) = pg.max_connections
     {
-        database.insert("max_connections".into(), i64::from(max).into());
+        root.insert(
+            "database".into(),
+            table([("max_connections", i64::from(max).into())]),
+        );
     }
-    root.insert("database".into(), database.into());
 
     let format = match spec.log.format {
         LogFormat::Text => "text",
@@ -133,7 +134,11 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
             ]),
         );
     }
-    root.insert("plugins".into(), table([("config", PLUGINS_FILE.into())]));
+    // Keys of features the resource does not use are left out, not just empty: a server older
+    // than the feature refuses keys it does not know.
+    if !spec.plugins.is_empty() {
+        root.insert("plugins".into(), table([("config", PLUGINS_FILE.into())]));
+    }
 
     let body = toml::to_string(&root)?;
     Ok(format!(

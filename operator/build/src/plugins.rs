@@ -59,8 +59,14 @@ pub fn select(platform: &RegionalPlatform, plugins: &[Plugin]) -> PluginSet {
     enabled.sort();
     enabled.dedup();
     for id in enabled {
+        // A platform only sees Plugins of its own namespace (a Plugin without namespace, as in
+        // a file given to `render`, is taken to be in the platform's).
         let Some(plugin) = plugins
             .iter()
+            .filter(|p| {
+                p.metadata.namespace.is_none()
+                    || p.metadata.namespace == platform.metadata.namespace
+            })
             .find(|p| p.metadata.name.as_ref() == Some(id))
         else {
             report.missing.push(id.clone());

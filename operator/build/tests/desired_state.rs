@@ -128,7 +128,7 @@ fn database_url_never_reaches_the_config_map() {
         let name = platform.metadata.name.clone().unwrap();
         let state = build(&platform, &[]).unwrap();
         let toml = config_toml(&state, &name);
-        assert!(toml["database"].get("url").is_none(), "{file}");
+        assert!(toml.get("database").and_then(|d| d.get("url")).is_none(), "{file}");
         for cm in objects_of(&state, ManagedKind::ConfigMap) {
             let text = serde_json::to_string(cm).unwrap();
             assert!(
@@ -292,12 +292,21 @@ fn checksum_rolls_pods_for_server_config_and_modules_but_not_plugin_grants() {
 fn plugins_are_reported_loaded_missing_or_refused() {
     let (mut platform, mut plugins) = common::bretagne();
     platform.spec.plugins.push("absent".into());
+    platform.spec.plugins.push("elsewhere".into());
+    let mut foreign = plugins[0].clone();
+    foreign.metadata.name = Some("elsewhere".into());
+    foreign.metadata.namespace = Some("megalis-finistere".into());
+    plugins.push(foreign);
     plugins[1].spec.platform_ref = "finistere".into();
     plugins[2].spec.module.sha256 = "not-a-digest".into();
     let state = build(&platform, &plugins).unwrap();
-    assert_eq!(state.plugins.enabled, 5);
+    assert_eq!(state.plugins.enabled, 6);
     assert_eq!(state.plugins.loaded, vec!["breizh-rein", "messaging"]);
-    assert_eq!(state.plugins.missing, vec!["absent"]);
+    assert_eq!(
+        state.plugins.missing,
+        vec!["absent", "elsewhere"],
+        "another namespace is out of reach"
+    );
     let refused: Vec<_> = state
         .plugins
         .invalid

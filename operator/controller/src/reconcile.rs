@@ -221,8 +221,8 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
         &observation,
         Timestamp::now(),
     );
-    let became_ready = status.phase != platform.status.as_ref().and_then(|s| s.phase);
-    if became_ready {
+    let phase_changed = status.phase != platform.status.as_ref().and_then(|s| s.phase);
+    if phase_changed {
         let note = format!("phase {:?}", status.phase.expect("phase is always set"));
         publish(
             ctx,
@@ -236,7 +236,54 @@ async fn reconcile_platform(platform: &RegionalPlatform, ctx: &Context) -> Resul
     }
     let settled = status.phase == Some(megalis_operator_api::PlatformPhase::Ready);
     write_status(&platforms, &name, &status).await?;
+    write_plugin_statuses(ctx, &namespace, platform, &plugins, &desired).await?;
     Ok(Action::requeue(if settled { RESYNC } else { ROLLOUT_POLL }))
+}
+
+/// Tells each Plugin pointing at this platform whether it is loaded (its `Ready` condition,
+/// shown by `kubectl get plugins`). Only plugins whose condition changes are written.
+async fn write_plugin_statuses(
+    ctx: &Context,
+    namespace: &str,
+    platform: &RegionalPlatform,
+    plugins: &[Plugin],
+    desired: &DesiredState,
+) -> Result<(), Error> {
+    let name = platform.name_any();
+    let api: Api<Plugin> = Api::namespaced(ctx.client.clone(), namespace);
+    for plugin in plugins.iter().filter(|p| p.spec.platform_ref == name) {
+        let id = plugin.name_any();
+        let (ready, reason, message) = if desired.plugins.loaded.contains(&id) {
+            (true, "Loaded", format!("configured in {name}-plugins"))
+        } else if let Some((_, why)) = desired.plugins.invalid.iter().find(|(p, _)| *p == id) {
+            (false, "Refused", why.clone())
+        } else {
+            (
+                false,
+                "NotEnabled",
+                format!("not listed in spec.plugins of {name}"),
+            )
+        };
+        let status = crate::status::plugin_status(
+            plugin.status.as_ref(),
+            plugin.metadata.generation,
+            ready,
+            reason,
+            &message,
+            Timestamp::now(),
+        );
+        if plugin.status.as_ref() == Some(&status) {
+            continue;
+        }
+        api.patch_status(
+            &id,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .map_err(Error::Status)?;
+    }
+    Ok(())
 }
 
 /// Deletes every object carrying the platform's labels that the current spec no longer

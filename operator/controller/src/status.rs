@@ -4,7 +4,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use megalis_operator_api::{PlatformPhase, RegionalPlatformStatus, condition};
+use megalis_operator_api::{PlatformPhase, PluginStatus, RegionalPlatformStatus, condition};
 use megalis_operator_build::PluginReport;
 
 /// What one reconcile observed.
@@ -190,4 +190,153 @@ fn keep_or(old: &[Condition], type_: &str, fallback: impl FnOnce() -> Condition)
         .find(|c| c.type_ == type_)
         .cloned()
         .unwrap_or_else(fallback)
+}
+
+/// Status of a Plugin: one `Ready` condition, keeping its transition time while unchanged.
+pub fn plugin_status(
+    previous: Option<&PluginStatus>,
+    generation: Option<i64>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> PluginStatus {
+    let status = if ready { "True" } else { "False" }.to_owned();
+    let since = previous
+        .and_then(|p| {
+            p.conditions
+                .iter()
+                .find(|c| c.type_ == condition::READY && c.status == status)
+        })
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    PluginStatus {
+        observed_generation: generation,
+        conditions: vec![Condition {
+            type_: condition::READY.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+            observed_generation: generation,
+            last_transition_time: since,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(ready: i32, updated: i32, missing: &[&str]) -> Observation {
+        Observation::Applied(Applied {
+            desired_replicas: 3,
+            ready_replicas: ready,
+            updated_replicas: updated,
+            plugins: PluginReport {
+                enabled: 2,
+                loaded: vec!["messaging".into(), "video".into()]
+                    .into_iter()
+                    .take(2 - missing.len())
+                    .collect(),
+                missing: missing.iter().map(|m| m.to_string()).collect(),
+                invalid: vec![],
+            },
+            allowed_flows: 5,
+            config_checksum: "c".into(),
+            skipped: vec![],
+        })
+    }
+
+    fn get<'a>(status: &'a RegionalPlatformStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn phase_and_conditions_by_case() {
+        let t = Timestamp::UNIX_EPOCH;
+        let cases = [
+            (applied(3, 3, &[]), PlatformPhase::Ready, "True", "False"),
+            (
+                applied(2, 3, &[]),
+                PlatformPhase::Progressing,
+                "False",
+                "True",
+            ),
+            (
+                applied(3, 1, &[]),
+                PlatformPhase::Progressing,
+                "False",
+                "True",
+            ),
+            (
+                applied(3, 3, &["video"]),
+                PlatformPhase::Degraded,
+                "False",
+                "False",
+            ),
+            (
+                Observation::Invalid {
+                    message: "bad".into(),
+                },
+                PlatformPhase::Invalid,
+                "False",
+                "False",
+            ),
+        ];
+        for (observation, phase, ready, progressing) in cases {
+            let status = compute(None, Some(4), &observation, t);
+            assert_eq!(status.phase, Some(phase), "{observation:?}");
+            assert_eq!(
+                get(&status, condition::READY).status,
+                ready,
+                "{observation:?}"
+            );
+            assert_eq!(
+                get(&status, condition::PROGRESSING).status,
+                progressing,
+                "{observation:?}"
+            );
+            assert!(
+                status
+                    .conditions
+                    .iter()
+                    .all(|c| c.observed_generation == Some(4))
+            );
+            assert_eq!(status.conditions.len(), 5);
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_with_the_status() {
+        let before = Timestamp::UNIX_EPOCH;
+        let after = before + k8s_openapi::jiff::SignedDuration::from_secs(60);
+        let first = compute(None, Some(1), &applied(2, 3, &[]), before);
+        let same = compute(Some(&first), Some(2), &applied(2, 3, &[]), after);
+        assert_eq!(
+            get(&same, condition::READY).last_transition_time,
+            Time(before)
+        );
+        assert_eq!(get(&same, condition::READY).observed_generation, Some(2));
+        let ready = compute(Some(&same), Some(2), &applied(3, 3, &[]), after);
+        assert_eq!(
+            get(&ready, condition::READY).last_transition_time,
+            Time(after)
+        );
+        assert_eq!(
+            get(&ready, condition::NETWORK_ISOLATED).last_transition_time,
+            Time(before)
+        );
+
+        // A refused edit keeps what is still true of the running objects.
+        let refused = compute(
+            Some(&ready),
+            Some(3),
+            &Observation::Invalid {
+                message: "x".into(),
+            },
+            after,
+        );
+        assert_eq!(get(&refused, condition::NETWORK_ISOLATED).status, "True");
+        assert_eq!(refused.isolation.as_deref(), Some("Isolated"));
+    }
 }

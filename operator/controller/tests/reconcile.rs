@@ -423,10 +423,10 @@ async fn missing_plugin_keeps_the_platform_running_but_not_ready() {
     region.reconcile().await.unwrap();
     assert_eq!(region.status()["pluginsReady"], "4/5");
     assert_eq!(region.status()["phase"], "Degraded");
-    let plugins = region.condition("PluginsReady");
-    assert_eq!(plugins["status"], "False");
+    let plugins_ready = region.condition("PluginsReady");
+    assert_eq!(plugins_ready["status"], "False");
     assert!(
-        plugins["message"]
+        plugins_ready["message"]
             .as_str()
             .unwrap()
             .contains("telepharmacie: no such Plugin")
@@ -439,6 +439,18 @@ async fn missing_plugin_keeps_the_platform_running_but_not_ready() {
         .unwrap()
         .to_owned();
     let table: toml::Table = toml.parse().unwrap();
+    region.server.edit(&plugins(), "video", |p| {
+        p["spec"]["module"]["sha256"] = json!("not-a-digest")
+    });
+    region.edit_spec(|spec| spec["plugins"] = json!(["messaging", "video"]));
+    region.reconcile().await.unwrap();
+    let plugin_ready = |name: &str| {
+        region.server.get(&plugins(), name).unwrap()["status"]["conditions"][0].clone()
+    };
+    assert_eq!(plugin_ready("messaging")["reason"], "Loaded");
+    assert_eq!(plugin_ready("video")["reason"], "Refused");
+    assert_eq!(plugin_ready("imaging")["reason"], "NotEnabled");
+    assert_eq!(plugin_ready("imaging")["status"], "False");
     assert_eq!(table["plugins"].as_table().unwrap().len(), 4, "{toml}");
 }
 
