@@ -1,0 +1,265 @@
+//! Who calls, may they, and the record of it: the host side of authentication, the access
+//! decision and the audit trail, as traits.
+//!
+//! Authentication (issue 3) and the consent/care-link decision (issue 5) implement
+//! [`Authenticator`] and [`AccessDecider`]; until they land the server wires the deny-by-default
+//! implementations below, so `session` and `bearer` routes answer 401 and every patient-data
+//! access is refused.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::HeaderMap;
+
+use crate::RouteAuth;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    User,
+    System,
+    PatientLink,
+    Anonymous,
+}
+
+/// The caller as the core established it; the plugin learns it through `context.current`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    pub subject: String,
+    /// `8` + RPPS for a professional.
+    pub national_id: Option<String>,
+    /// TRE_G15 profession code.
+    pub profession: Option<String>,
+    pub organisation: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal {
+            kind: PrincipalKind::Anonymous,
+            subject: String::new(),
+            national_id: None,
+            profession: None,
+            organisation: None,
+            roles: Vec::new(),
+        }
+    }
+
+    /// The subject written in audit records.
+    pub fn audit_subject(&self) -> String {
+        match self.kind {
+            PrincipalKind::Anonymous => "anonymous".to_owned(),
+            _ => self.subject.clone(),
+        }
+    }
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// No or invalid credentials: 401.
+    Unauthenticated,
+    /// Valid credentials, not enough rights (missing scope, no application grant): 403.
+    Forbidden(String),
+}
+
+/// Establishes the principal of a request to a plugin route.
+pub trait Authenticator: Send + Sync {
+    /// `headers` are the request's, credentials included; the host strips them afterwards.
+    fn authenticate<'a>(
+        &'a self,
+        plugin: &'a str,
+        auth: &'a RouteAuth,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Principal, AuthRefusal>>;
+}
+
+/// Until authentication lands: `public` routes get the anonymous principal; `session` and
+/// `bearer` routes are refused with 401.
+pub struct PublicOnly;
+
+impl Authenticator for PublicOnly {
+    fn authenticate<'a>(
+        &'a self,
+        _plugin: &'a str,
+        auth: &'a RouteAuth,
+        _headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Principal, AuthRefusal>> {
+        Box::pin(async move {
+            match auth {
+                RouteAuth::Public => Ok(Principal::anonymous()),
+                RouteAuth::Session | RouteAuth::Bearer(_) => Err(AuthRefusal::Unauthenticated),
+            }
+        })
+    }
+}
+
+/// `megalis plugin run`: a plugin author's machine. Every route is reachable; `session` routes
+/// see the user `dev`, `bearer` routes the system `dev-client` holding exactly the route's scopes.
+pub struct LocalDeveloper;
+
+impl Authenticator for LocalDeveloper {
+    fn authenticate<'a>(
+        &'a self,
+        _plugin: &'a str,
+        auth: &'a RouteAuth,
+        _headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Principal, AuthRefusal>> {
+        Box::pin(async move {
+            Ok(match auth {
+                RouteAuth::Public => Principal::anonymous(),
+                RouteAuth::Session => Principal {
+                    kind: PrincipalKind::User,
+                    subject: "dev".into(),
+                    national_id: Some("810000000000".into()),
+                    profession: Some("10".into()),
+                    organisation: None,
+                    roles: vec!["developer".into()],
+                },
+                RouteAuth::Bearer(scopes) => Principal {
+                    kind: PrincipalKind::System,
+                    subject: "dev-client".into(),
+                    national_id: None,
+                    profession: None,
+                    organisation: None,
+                    roles: scopes.clone(),
+                },
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessAction {
+    Read,
+    Write,
+    Share,
+}
+
+impl AccessAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessAction::Read => "read",
+            AccessAction::Write => "write",
+            AccessAction::Share => "share",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Safe to show the user.
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn deny(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: false,
+            reason: reason.into(),
+        }
+    }
+    pub fn allow(reason: impl Into<String>) -> Decision {
+        Decision {
+            allowed: true,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The core's access decision over patient data: care relationship, consent, break-the-glass.
+pub trait AccessDecider: Send + Sync {
+    fn decide<'a>(
+        &'a self,
+        principal: &'a Principal,
+        patient: &'a str,
+        action: AccessAction,
+        purpose: &'a str,
+    ) -> BoxFuture<'a, Decision>;
+}
+
+/// Until the access context lands, nobody may touch patient data through a plugin.
+pub struct DenyAll;
+
+impl AccessDecider for DenyAll {
+    fn decide<'a>(
+        &'a self,
+        _principal: &'a Principal,
+        _patient: &'a str,
+        _action: AccessAction,
+        _purpose: &'a str,
+    ) -> BoxFuture<'a, Decision> {
+        Box::pin(async {
+            Decision::deny("access to patient data is not available on this platform yet")
+        })
+    }
+}
+
+/// `megalis plugin run` only: virtual capabilities on a developer's machine with synthetic
+/// data, where every access is allowed (and still logged).
+pub struct AllowAllLocal;
+
+impl AccessDecider for AllowAllLocal {
+    fn decide<'a>(
+        &'a self,
+        _principal: &'a Principal,
+        _patient: &'a str,
+        _action: AccessAction,
+        _purpose: &'a str,
+    ) -> BoxFuture<'a, Decision> {
+        Box::pin(async { Decision::allow("local development runner") })
+    }
+}
+
+/// The audit trail could not be written; the operation must not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditUnavailable;
+
+/// Where the host writes the audit records of capability calls.
+pub trait AuditSink: Send + Sync {
+    fn append(
+        &self,
+        record: megalis_audit::AuditRecord,
+    ) -> BoxFuture<'_, Result<(), AuditUnavailable>>;
+}
+
+impl AuditSink for megalis_audit::AuditLog {
+    fn append(
+        &self,
+        record: megalis_audit::AuditRecord,
+    ) -> BoxFuture<'_, Result<(), AuditUnavailable>> {
+        Box::pin(async move {
+            megalis_audit::AuditLog::append(self, record)
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    tracing::error!(error = %e, "plugin host: audit append failed");
+                    AuditUnavailable
+                })
+        })
+    }
+}
+
+/// `megalis plugin run`: audit records go to the log.
+pub struct LogAudit;
+
+impl AuditSink for LogAudit {
+    fn append(
+        &self,
+        record: megalis_audit::AuditRecord,
+    ) -> BoxFuture<'_, Result<(), AuditUnavailable>> {
+        tracing::info!(
+            actor = %record.actor.subject,
+            action = %record.action,
+            object_type = %record.object_type,
+            patient = record.patient_id.as_deref().unwrap_or(""),
+            outcome = record.outcome.as_str(),
+            "audit (local runner)"
+        );
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,400 @@
+//! Host side of `megalis:platform@0.1.0`. Every call that touches a patient asks the core's
+//! access decision and writes the audit trail here, whatever the plugin asked for.
+
+use megalis_audit::{Actor, AuditRecord, Outcome};
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::access::{AccessAction, Decision, PrincipalKind as HostKind};
+use crate::host::Services;
+use crate::kv::{KvEntry, KvFailure};
+use crate::manifest::Capability;
+use crate::state::{CallContext, HostState};
+
+wasmtime::component::bindgen!({
+    path: "../../plugins/wit",
+    world: "megalis:platform/imports",
+    imports: { default: async },
+});
+
+use megalis::platform::types::{CapError, Principal, PrincipalKind};
+use megalis::platform::{audit, consent, context, logging, store, types};
+
+/// Keys and values the store accepts (the WIT documents them).
+const MAX_KEY: usize = 512;
+const MAX_VALUE: usize = 1 << 20;
+const MAX_SCAN: u32 = 1000;
+
+/// Adds the granted capabilities to a plugin's linker; the others stay absent, so an import of
+/// them cannot be satisfied.
+pub(crate) fn add_to_linker(
+    linker: &mut Linker<HostState>,
+    granted: &std::collections::BTreeSet<Capability>,
+) -> wasmtime::Result<()> {
+    types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    for capability in granted {
+        match capability {
+            Capability::Context => {
+                context::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Consent => {
+                consent::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Store => {
+                store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Audit => {
+                audit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Logging => {
+                logging::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+        }
+    }
+    Ok(())
+}
+
+impl types::Host for HostState {}
+
+impl CallContext {
+    fn actor(&self) -> Actor {
+        let p = &self.principal;
+        let mut actor = Actor::new(p.audit_subject());
+        actor.national_id = p.national_id.clone();
+        actor.organisation = p.organisation.clone();
+        actor.roles = p.roles.clone();
+        actor
+    }
+
+    fn audit_record(&self, action: &str, object_type: &str, outcome: Outcome) -> AuditRecord {
+        let mut record = AuditRecord::new(self.actor(), action, object_type, outcome)
+            .with_request_id(self.request_id.clone())
+            .with_detail(format!("plugin={}", self.plugin));
+        if let Some(addr) = &self.source_address {
+            record = record.with_source_address(addr.clone());
+        }
+        record
+    }
+
+    /// Asks the access decision about `patient` and writes the answer to the audit trail; the
+    /// caller goes on only when both the decision allowed it and the record was written.
+    async fn check_patient(
+        &self,
+        services: &Services,
+        patient: &str,
+        action: AccessAction,
+        purpose: &str,
+        object: &str,
+    ) -> Result<Decision, CapError> {
+        let decision = services
+            .access
+            .decide(&self.principal, patient, action, purpose)
+            .await;
+        let outcome = if decision.allowed {
+            Outcome::Success
+        } else {
+            Outcome::Denied
+        };
+        let record = self
+            .audit_record(
+                &format!("plugin.{}.{}", object, action.as_str()),
+                object,
+                outcome,
+            )
+            .with_patient(patient)
+            .with_purpose(purpose);
+        services
+            .audit
+            .append(record)
+            .await
+            .map_err(|_| CapError::Unavailable)?;
+        Ok(decision)
+    }
+}
+
+impl context::Host for HostState {
+    async fn current(&mut self) -> Principal {
+        let p = &self.call.principal;
+        Principal {
+            kind: match p.kind {
+                HostKind::User => PrincipalKind::User,
+                HostKind::System => PrincipalKind::System,
+                HostKind::PatientLink => PrincipalKind::PatientLink,
+                HostKind::Anonymous => PrincipalKind::Anonymous,
+            },
+            subject: p.subject.clone(),
+            national_id: p.national_id.clone(),
+            profession: p.profession.clone(),
+            organisation: p.organisation.clone(),
+            roles: p.roles.clone(),
+        }
+    }
+
+    async fn patient(&mut self) -> Option<String> {
+        self.call.patient.clone()
+    }
+
+    async fn request_id(&mut self) -> String {
+        self.call.request_id.clone()
+    }
+
+    async fn plugin_id(&mut self) -> String {
+        self.call.plugin.to_string()
+    }
+
+    async fn config(&mut self, key: String) -> Option<String> {
+        self.call.config.get(&key).cloned()
+    }
+}
+
+impl consent::Host for HostState {
+    async fn check(
+        &mut self,
+        patient: String,
+        action: consent::Action,
+        purpose: String,
+    ) -> consent::Decision {
+        let action = match action {
+            consent::Action::Read => AccessAction::Read,
+            consent::Action::Write => AccessAction::Write,
+            consent::Action::Share => AccessAction::Share,
+        };
+        match self
+            .call
+            .check_patient(&self.services, &patient, action, &purpose, "consent-check")
+            .await
+        {
+            Ok(d) => consent::Decision {
+                allowed: d.allowed,
+                reason: d.reason,
+            },
+            // No audit record, no access.
+            Err(_) => consent::Decision {
+                allowed: false,
+                reason: "the audit trail is unavailable".into(),
+            },
+        }
+    }
+}
+
+fn kv_error(e: KvFailure) -> CapError {
+    if e.unavailable {
+        CapError::Unavailable
+    } else {
+        CapError::Invalid("the store refused the operation".into())
+    }
+}
+
+/// Purpose recorded for store access: the plugin acts within the care the route serves.
+const STORE_PURPOSE: &str = "care";
+
+impl store::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<store::Entry>, CapError> {
+        let services = self.services.clone();
+        let Some(entry) = services
+            .kv
+            .get(&self.call.plugin, &key)
+            .await
+            .map_err(kv_error)?
+        else {
+            return Ok(None);
+        };
+        if let Some(patient) = &entry.patient {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    patient,
+                    AccessAction::Read,
+                    STORE_PURPOSE,
+                    "store-entry",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        Ok(Some(store::Entry {
+            key: entry.key,
+            value: entry.value,
+            patient: entry.patient,
+        }))
+    }
+
+    async fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        patient: Option<String>,
+    ) -> Result<(), CapError> {
+        if key.is_empty() || key.len() > MAX_KEY {
+            return Err(CapError::Invalid(format!(
+                "keys are 1 to {MAX_KEY} bytes long"
+            )));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(CapError::QuotaExceeded);
+        }
+        let services = self.services.clone();
+        // Replacing an entry about a patient is a write to that patient's data too.
+        let previous = services
+            .kv
+            .get(&self.call.plugin, &key)
+            .await
+            .map_err(kv_error)?
+            .and_then(|e| e.patient);
+        for p in previous.iter().chain(patient.iter()) {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    p,
+                    AccessAction::Write,
+                    STORE_PURPOSE,
+                    "store-entry",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        services
+            .kv
+            .put(
+                &self.call.plugin,
+                KvEntry {
+                    key,
+                    value,
+                    patient,
+                },
+            )
+            .await
+            .map_err(kv_error)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, CapError> {
+        let services = self.services.clone();
+        let existing = services
+            .kv
+            .get(&self.call.plugin, &key)
+            .await
+            .map_err(kv_error)?;
+        if let Some(patient) = existing.as_ref().and_then(|e| e.patient.as_deref()) {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    patient,
+                    AccessAction::Write,
+                    STORE_PURPOSE,
+                    "store-entry",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        services
+            .kv
+            .delete(&self.call.plugin, &key)
+            .await
+            .map_err(kv_error)
+    }
+
+    async fn scan(
+        &mut self,
+        prefix: String,
+        start_after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<store::Entry>, CapError> {
+        let services = self.services.clone();
+        let entries = services
+            .kv
+            .scan(
+                &self.call.plugin,
+                &prefix,
+                start_after.as_deref(),
+                limit.min(MAX_SCAN),
+            )
+            .await
+            .map_err(kv_error)?;
+        let mut visible = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if let Some(patient) = &entry.patient {
+                let d = self
+                    .call
+                    .check_patient(
+                        &services,
+                        patient,
+                        AccessAction::Read,
+                        STORE_PURPOSE,
+                        "store-entry",
+                    )
+                    .await?;
+                if !d.allowed {
+                    continue;
+                }
+            }
+            visible.push(store::Entry {
+                key: entry.key,
+                value: entry.value,
+                patient: entry.patient,
+            });
+        }
+        Ok(visible)
+    }
+}
+
+impl audit::Host for HostState {
+    async fn emit(&mut self, event: audit::Event) -> Result<(), CapError> {
+        if event.action.is_empty() || event.action.len() > 128 || event.object_type.len() > 128 {
+            return Err(CapError::Invalid(
+                "action and object-type are 1 to 128 bytes".into(),
+            ));
+        }
+        // The plugin's action is namespaced so it cannot pass for one of the core's.
+        let mut record = self.call.audit_record(
+            &format!("plugin.{}.{}", self.call.plugin, event.action),
+            &event.object_type,
+            Outcome::Success,
+        );
+        if let Some(id) = event.object_id {
+            record = record.with_object_id(id);
+        }
+        if let Some(p) = event.patient {
+            record = record.with_patient(p);
+        }
+        let services = self.services.clone();
+        services
+            .audit
+            .append(record)
+            .await
+            .map_err(|_| CapError::Unavailable)
+    }
+}
+
+impl logging::Host for HostState {
+    async fn log(&mut self, level: logging::Level, message: String) {
+        let plugin = &*self.call.plugin;
+        let request_id = &self.call.request_id;
+        // Bounded so a plugin cannot flood the log with one call.
+        let message = truncate(&message, 8192);
+        match level {
+            logging::Level::Trace => tracing::trace!(plugin, request_id, "{message}"),
+            logging::Level::Debug => tracing::debug!(plugin, request_id, "{message}"),
+            logging::Level::Info => tracing::info!(plugin, request_id, "{message}"),
+            logging::Level::Warn => tracing::warn!(plugin, request_id, "{message}"),
+            logging::Level::Error => tracing::error!(plugin, request_id, "{message}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

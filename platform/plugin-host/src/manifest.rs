@@ -1,0 +1,304 @@
+//! The plugin manifest (`plugin.toml`), written by the plugin's author and embedded in the
+//! component (custom section `megalis-plugin-manifest`, see the SDK's `manifest!`), so that the
+//! module's digest covers it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::PluginError;
+
+/// Name of the custom section holding the manifest.
+pub const MANIFEST_SECTION: &str = "megalis-plugin-manifest";
+
+/// A capability of package `megalis:platform`, by interface name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    Context,
+    Consent,
+    Store,
+    Audit,
+    Logging,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 5] = [
+        Capability::Context,
+        Capability::Consent,
+        Capability::Store,
+        Capability::Audit,
+        Capability::Logging,
+    ];
+
+    /// The WIT interface name (`megalis:platform/<name>`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Capability::Context => "context",
+            Capability::Consent => "consent",
+            Capability::Store => "store",
+            Capability::Audit => "audit",
+            Capability::Logging => "logging",
+        }
+    }
+
+    pub fn from_interface(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.interface() == name)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// How a route authenticates its callers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteAuth {
+    /// Anyone; the plugin sees an anonymous principal.
+    Public,
+    /// Portal users with a session; the application grant is checked and the host enforces CSRF
+    /// protection on state-changing methods.
+    Session,
+    /// API clients with a bearer token carrying all of these scopes; no CSRF (no cookies).
+    Bearer(Vec<String>),
+}
+
+impl fmt::Display for RouteAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteAuth::Public => f.write_str("public"),
+            RouteAuth::Session => f.write_str("session"),
+            RouteAuth::Bearer(scopes) => write!(f, "bearer({})", scopes.join(" ")),
+        }
+    }
+}
+
+/// One route: a path prefix under the plugin's root and its authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub path: String,
+    pub auth: RouteAuth,
+}
+
+/// Limits the author asks for; the operator's limits, when lower, win.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestLimits {
+    pub memory_mib: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub max_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub id: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub capabilities: BTreeSet<Capability>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub limits: ManifestLimits,
+}
+
+impl Manifest {
+    pub fn parse(plugin: &str, text: &str) -> Result<Manifest, PluginError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| PluginError::Manifest {
+            plugin: plugin.to_owned(),
+            reason: e.to_string(),
+        })?;
+        manifest.validate(plugin)?;
+        Ok(manifest)
+    }
+
+    /// The manifest of a component that embeds none (a plain `wasi:http` component): no
+    /// capability, one public route for everything.
+    pub fn plain(id: &str) -> Manifest {
+        Manifest {
+            id: id.to_owned(),
+            version: "0.0.0".to_owned(),
+            description: None,
+            capabilities: BTreeSet::new(),
+            routes: vec![Route {
+                path: "/".to_owned(),
+                auth: RouteAuth::Public,
+            }],
+            limits: ManifestLimits::default(),
+        }
+    }
+
+    fn validate(&self, plugin: &str) -> Result<(), PluginError> {
+        let invalid = |reason: String| PluginError::Manifest {
+            plugin: plugin.to_owned(),
+            reason,
+        };
+        if !valid_id(&self.id) {
+            return Err(invalid(format!(
+                "id {:?} must be 1-63 characters of a-z, 0-9 and '-', starting with a letter",
+                self.id
+            )));
+        }
+        for route in &self.routes {
+            if !route.path.starts_with('/') {
+                return Err(invalid(format!(
+                    "route path {:?} must start with '/'",
+                    route.path
+                )));
+            }
+            if let RouteAuth::Bearer(scopes) = &route.auth
+                && scopes.is_empty()
+            {
+                return Err(invalid(format!(
+                    "route {} declares bearer authentication without a scope",
+                    route.path
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The route serving `path`: the longest matching prefix, on segment boundaries. No route
+    /// means no access (deny by default).
+    pub fn route_for(&self, path: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .filter(|r| prefix_matches(&r.path, path))
+            .max_by_key(|r| r.path.trim_end_matches('/').len())
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'),
+        None => false,
+    }
+}
+
+/// Plugin ids name URL segments, metric labels and store namespaces.
+pub fn valid_id(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The manifest embedded in a component, if any (searched in nested modules too, where the
+/// Rust toolchain leaves the section).
+pub fn read_embedded_manifest(plugin: &str, bytes: &[u8]) -> Result<Option<Manifest>, PluginError> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PluginError::Compile {
+            plugin: plugin.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if let wasmparser::Payload::CustomSection(section) = payload
+            && section.name() == MANIFEST_SECTION
+        {
+            let text = std::str::from_utf8(section.data()).map_err(|e| PluginError::Manifest {
+                plugin: plugin.to_owned(),
+                reason: format!("not UTF-8: {e}"),
+            })?;
+            return Manifest::parse(plugin, text).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"
+        id = "imaging"
+        version = "1.2.0"
+        capabilities = ["context", "store"]
+        [[routes]]
+        path = "/"
+        auth = "public"
+        [[routes]]
+        path = "/studies"
+        auth = "session"
+        [[routes]]
+        path = "/dicomweb/"
+        auth = { bearer = ["imaging.read"] }
+        [limits]
+        memory_mib = 64
+    "#;
+
+    #[test]
+    fn parses_routes_capabilities_and_limits() {
+        let m = Manifest::parse("imaging", MANIFEST).unwrap();
+        assert_eq!(
+            m.capabilities.iter().copied().collect::<Vec<_>>(),
+            vec![Capability::Context, Capability::Store]
+        );
+        assert_eq!(m.limits.memory_mib, Some(64));
+        assert_eq!(
+            m.routes[2].auth,
+            RouteAuth::Bearer(vec!["imaging.read".into()])
+        );
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries_wins() {
+        let m = Manifest::parse("imaging", MANIFEST).unwrap();
+        let cases = [
+            ("/", "/"),
+            ("/index.html", "/"),
+            ("/studies", "/studies"),
+            ("/studies/1.2.3", "/studies"),
+            ("/studiesx", "/"),
+            ("/dicomweb/studies", "/dicomweb/"),
+            ("/dicomweb", "/dicomweb/"),
+        ];
+        for (path, route) in cases {
+            assert_eq!(m.route_for(path).unwrap().path, route, "{path}");
+        }
+    }
+
+    #[test]
+    fn no_route_means_no_access() {
+        let mut m = Manifest::parse("imaging", MANIFEST).unwrap();
+        m.routes.retain(|r| r.path != "/");
+        assert!(m.route_for("/other").is_none());
+    }
+
+    #[test]
+    fn refuses_bad_manifests() {
+        let cases = [
+            ("id = \"Bad_Id\"\nversion = \"1\"", "id"),
+            (
+                "id = \"ok\"\nversion = \"1\"\ncapabilities = [\"files\"]",
+                "unknown variant",
+            ),
+            (
+                "id = \"ok\"\nversion = \"1\"\n[[routes]]\npath = \"x\"\nauth = \"public\"",
+                "must start with '/'",
+            ),
+            (
+                "id = \"ok\"\nversion = \"1\"\n[[routes]]\npath = \"/\"\nauth = { bearer = [] }",
+                "without a scope",
+            ),
+            (
+                "id = \"ok\"\nversion = \"1\"\nsurprise = 1",
+                "unknown field",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Manifest::parse("t", text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+}
