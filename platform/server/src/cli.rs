@@ -55,6 +55,7 @@ pub fn command() -> Command {
     )
     .subcommand(config)
     .subcommand(audit)
+    .subcommand(crate::directory::command())
 }
 
 pub async fn migrate(settings: Settings) -> Result<(), ServerError> {

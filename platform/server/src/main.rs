@@ -4,6 +4,7 @@
 //! `megalis migrate` or `megalis audit verify` see exactly the database and files `serve` uses.
 
 mod cli;
+mod directory;
 mod http;
 mod metrics;
 mod serve;
@@ -109,6 +110,10 @@ fn main() -> ExitCode {
         ["serve"] => runtime().block_on(serve::run(settings)),
         ["migrate"] => runtime().block_on(cli::migrate(settings)),
         ["audit", "verify"] => return runtime().block_on(cli::audit_verify(settings)),
+        ["directory", "import"] => {
+            return runtime().block_on(directory::import(settings, leaf));
+        }
+        ["directory", "generate"] => return directory::generate(leaf),
         _ => unreachable!("clap requires a known subcommand"),
     };
     match result {

@@ -1,6 +1,7 @@
 //! The HTTP surface: the router, the front middleware every request passes through, and the
 //! listeners (HTTPS over rustls, optional plain HTTP behind an ingress).
 
+pub mod fhir;
 pub mod forwarded;
 pub mod listener;
 pub mod problem;
@@ -270,6 +271,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
+    // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
+    app = app.merge(fhir::routes());
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
     }
