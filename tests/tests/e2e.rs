@@ -5,6 +5,7 @@ mod e2e {
     pub mod audit;
     pub mod blobs;
     pub mod cli;
+    pub mod directory;
     pub mod http;
     pub mod postgres;
     pub mod resilience;

@@ -187,14 +187,9 @@ pub fn train(records: &[SynthRecord]) -> MatchConfig {
         link_threshold: 0.0,
         review_threshold: 0.0,
     };
-    let features: Vec<MatchRecord> = records
+    let mut scored: Vec<(f64, bool, bool)> = labelled
         .iter()
-        .map(|r| MatchRecord::from_source(&r.record))
-        .collect();
-    let _ = features;
-    let mut scored: Vec<(f64, bool)> = labelled
-        .iter()
-        .map(|(c, m)| (config.score(c), *m))
+        .map(|(c, m)| (config.score(c), MatchConfig::may_link(c), *m))
         .collect();
     let (link, review) = crate::matching::model::choose_thresholds(&mut scored, 2.0, 0.999);
     config.link_threshold = link;
@@ -205,7 +200,10 @@ pub fn train(records: &[SynthRecord]) -> MatchConfig {
 /// Human-readable descriptions of up to `limit` wrong automatic links and missed duplicates,
 /// to understand the errors of a configuration.
 pub fn diagnose(records: &[SynthRecord], config: &MatchConfig, limit: usize) -> Vec<String> {
-    let features: Vec<MatchRecord> = records.iter().map(|r| MatchRecord::from_source(&r.record)).collect();
+    let features: Vec<MatchRecord> = records
+        .iter()
+        .map(|r| MatchRecord::from_source(&r.record))
+        .collect();
     let mut out = Vec::new();
     let (mut wrong, mut missed) = (0, 0);
     let show = |r: &SynthRecord| {
@@ -228,10 +226,20 @@ pub fn diagnose(records: &[SynthRecord], config: &MatchConfig, limit: usize) -> 
         let same = a.person == b.person;
         if d == Decision::Link && !same && wrong < limit {
             wrong += 1;
-            out.push(format!("WRONG LINK {score:.1} {:?}\n  {}\n  {}", c.levels, show(a), show(b)));
+            out.push(format!(
+                "WRONG LINK {score:.1} {:?}\n  {}\n  {}",
+                c.levels,
+                show(a),
+                show(b)
+            ));
         } else if d == Decision::Distinct && same && missed < limit {
             missed += 1;
-            out.push(format!("MISSED {score:.1} {:?}\n  {}\n  {}", c.levels, show(a), show(b)));
+            out.push(format!(
+                "MISSED {score:.1} {:?}\n  {}\n  {}",
+                c.levels,
+                show(a),
+                show(b)
+            ));
         }
     }
     out

@@ -20,6 +20,9 @@ use crate::{Attributes, Demographics, IdentityStatus, Ins, SourceId, SourceRecor
 /// Trust per assigning authority (OID or FINESS); absent authorities count 0.
 pub type SourceTrust = BTreeMap<String, i32>;
 
+/// Reads one compared field of a source record, normalised.
+type FieldOf = Box<dyn Fn(&SourceRecord) -> Option<String>>;
+
 /// A disagreement between sources on one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
@@ -79,7 +82,7 @@ pub fn survive(records: &[SourceRecord], trust: &SourceTrust) -> Option<GoldenRe
     };
 
     let mut conflicts = Vec::new();
-    let fields: [(&'static str, Box<dyn Fn(&SourceRecord) -> Option<String>>); 6] = [
+    let fields: [(&'static str, FieldOf); 6] = [
         (
             "birth name",
             Box::new(|r| Some(normalize_name(&r.demographics.traits.birth_name))),
@@ -155,11 +158,14 @@ mod tests {
         r
     }
 
+    /// (authority, status, updated_us)
+    type Source<'a> = (&'a str, IdentityStatus, i64);
+
     #[test]
     fn survivorship_order() {
         let trust: SourceTrust = [("CHU".to_string(), 10)].into();
         // (records as (authority, status, updated), expected winner authority)
-        let cases: [(&[(&str, IdentityStatus, i64)], &str); 4] = [
+        let cases: [(&[Source], &str); 4] = [
             (
                 &[
                     ("A", IdentityStatus::Prov, 9),

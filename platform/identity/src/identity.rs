@@ -278,10 +278,12 @@ pub(crate) mod tests {
         }
     }
 
+    type Edit = Box<dyn Fn(&mut SourceRecord)>;
+
     #[test]
     fn trait_validation_table() {
         let today = date!(2026 - 11 - 25);
-        let mut cases: Vec<(&str, Box<dyn Fn(&mut SourceRecord)>, Option<&str>)> = vec![
+        let mut cases: Vec<(&str, Edit, Option<&str>)> = vec![
             ("ok", Box::new(|_| {}), None),
             (
                 "no name",

@@ -19,7 +19,7 @@ pub const FIELDS: [&str; 6] = [
     "INS",
 ];
 /// Number of agreement levels per field (unused levels keep weight 0).
-pub const LEVELS: usize = 6;
+pub const LEVELS: usize = 7;
 /// The level meaning "one side has no value": weight 0 by construction, never estimated.
 pub const MISSING: u8 = LEVELS as u8 - 1;
 
@@ -34,6 +34,8 @@ pub struct MatchRecord {
     pub first_first: String,
     pub first_phonetic: String,
     pub first_words: Vec<String>,
+    /// The birth first names after the first, each joined (`JEAN PIERRE` → `JEANPIERRE`).
+    pub other_first_names: Vec<String>,
     pub birth_date: Date,
     pub sex: crate::Sex,
     pub birthplace: Option<String>,
@@ -57,6 +59,12 @@ impl MatchRecord {
             first_first: first_first_name(&t.birth_first_names),
             first_phonetic: phonetic(&first_first_name(&t.birth_first_names)),
             first_words: first_name_words(&t.birth_first_names),
+            other_first_names: t
+                .birth_first_names
+                .iter()
+                .skip(1)
+                .map(|n| surname_joined(n))
+                .collect(),
             birth_date: t.birth_date,
             sex: t.sex,
             birthplace: t.birthplace.clone(),
@@ -87,7 +95,8 @@ fn birth_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
     } else if !a.birth_phonetic.is_empty() && a.birth_phonetic == b.birth_phonetic {
         1
     } else if jw(&a.birth_joined, &b.birth_joined) >= 0.9
-        || (a.birth_joined.len() >= 4 && strsim::osa_distance(&a.birth_joined, &b.birth_joined) <= 1)
+        || (a.birth_joined.len() >= 4
+            && strsim::osa_distance(&a.birth_joined, &b.birth_joined) <= 1)
     {
         2
     } else if cross_name(a, b) || cross_name(b, a) {
@@ -104,25 +113,44 @@ fn cross_name(a: &MatchRecord, b: &MatchRecord) -> bool {
             .is_some_and(|p| !p.is_empty() && p == b.birth_phonetic)
 }
 
-/// First names: 0 same first first name, 1 same sound, 2 close spelling (Jaro–Winkler ≥ 0.88,
-/// or one typed letter away: short names like `RENE`/`RNE` score low on Jaro–Winkler), 3 one
-/// list's words contain the other's first word (`JEAN PIERRE` / `JEAN`, or a second first name
-/// used as the first), 4 different.
+/// First names: 0 the same list of first names; 1 the same first first name, the shorter list
+/// a prefix of the longer (a source that kept only the first); 2 the same first first name but
+/// other first names that disagree (homonyms and cousins, not a typing error); 3 the first first
+/// names sound the same or are close in spelling (Jaro–Winkler ≥ 0.88, or one typed letter away:
+/// short names like `RENE`/`RNE` score low on Jaro–Winkler); 4 one list's words contain the
+/// other's first word (`JEAN PIERRE` / `JEAN`, or a second first name used as the first);
+/// 5 different.
+pub const FIRST_NAMES_DIFFERENT: u8 = 5;
+
 fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
     if a.first_first == b.first_first {
-        0
-    } else if !a.first_phonetic.is_empty() && a.first_phonetic == b.first_phonetic {
-        1
-    } else if jw(&a.first_first, &b.first_first) >= 0.88
+        if a.other_first_names == b.other_first_names {
+            return 0;
+        }
+        let (short, long) = if a.other_first_names.len() <= b.other_first_names.len() {
+            (&a.other_first_names, &b.other_first_names)
+        } else {
+            (&b.other_first_names, &a.other_first_names)
+        };
+        if long.starts_with(short) { 1 } else { 2 }
+    } else if (!a.first_phonetic.is_empty() && a.first_phonetic == b.first_phonetic)
+        // Jaro–Winkler favours common prefixes: `ANNE` / `ANNESOPHIE` are two names, not a typo.
+        || (a.first_first.len().abs_diff(b.first_first.len()) <= 2
+            && jw(&a.first_first, &b.first_first) >= 0.88)
         || strsim::osa_distance(&a.first_first, &b.first_first) <= 1
     {
-        2
-    } else if a.first_words.first().is_some_and(|w| b.first_words.contains(w))
-        || b.first_words.first().is_some_and(|w| a.first_words.contains(w))
-    {
         3
-    } else {
+    } else if a
+        .first_words
+        .first()
+        .is_some_and(|w| b.first_words.contains(w))
+        || b.first_words
+            .first()
+            .is_some_and(|w| a.first_words.contains(w))
+    {
         4
+    } else {
+        FIRST_NAMES_DIFFERENT
     }
 }
 
@@ -213,6 +241,13 @@ impl MatchConfig {
         Ok(())
     }
 
+    /// Whether the rules that do not depend on the score allow an automatic link at all: not
+    /// when the first names are different (twins share everything else), nor when the birth
+    /// names agree neither in spelling, nor in sound, nor through a used name.
+    pub fn may_link(c: &Comparison) -> bool {
+        c.levels[1] != FIRST_NAMES_DIFFERENT && c.levels[0] != 4
+    }
+
     pub fn score(&self, c: &Comparison) -> f64 {
         c.levels
             .iter()
@@ -243,24 +278,18 @@ impl MatchConfig {
         if a.fictitious || b.fictitious {
             return (Decision::Distinct, score, c);
         }
-        let first_names_differ = c.levels[1] == 4;
         let both_retrieved = a.ins_retrieved && b.ins_retrieved;
         if both_retrieved && c.levels[5] == 1 {
             return (Decision::Distinct, score, c);
         }
-        let mut decision = if both_retrieved && c.levels[5] == 0 {
-            Decision::Link
-        } else if score >= self.link_threshold {
+        let mut decision = if (both_retrieved && c.levels[5] == 0) || score >= self.link_threshold {
             Decision::Link
         } else if score >= self.review_threshold {
             Decision::Review
         } else {
             Decision::Distinct
         };
-        let birth_names_differ = c.levels[0] == 4;
-        if decision == Decision::Link
-            && (first_names_differ || birth_names_differ || a.homonym || b.homonym)
-        {
+        if decision == Decision::Link && (!Self::may_link(&c) || a.homonym || b.homonym) {
             decision = Decision::Review;
         }
         (decision, score, c)
@@ -300,23 +329,28 @@ where
     w
 }
 
-/// Chooses thresholds from scored, labelled training pairs, with error rates fixed beforehand:
-/// the link threshold is `margin` bits above the highest-scoring non-match (no false link on the
-/// training set, with room for the test set); the review threshold is the highest score that
-/// still keeps `review_recall` of true matches at or above it.
+/// Chooses thresholds from scored, labelled training pairs `(score, may_link, is_match)`, with
+/// error rates fixed beforehand: the link threshold is `margin` bits above the highest-scoring
+/// non-match that the rules would let link (no false link on the training set, with room for the
+/// test set); the review threshold is the highest score that still keeps `review_recall` of true
+/// matches at or above it.
 pub fn choose_thresholds(
-    scored: &mut [(f64, bool)],
+    scored: &mut [(f64, bool, bool)],
     margin: f64,
     review_recall: f64,
 ) -> (f64, f64) {
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     let max_non_match = scored
         .iter()
-        .filter(|(_, m)| !m)
-        .map(|(s, _)| *s)
+        .filter(|(_, may_link, m)| *may_link && !m)
+        .map(|(s, _, _)| *s)
         .fold(f64::NEG_INFINITY, f64::max);
     let link = max_non_match + margin;
-    let matches: Vec<f64> = scored.iter().filter(|(_, m)| *m).map(|(s, _)| *s).collect();
+    let matches: Vec<f64> = scored
+        .iter()
+        .filter(|(_, _, m)| *m)
+        .map(|(s, _, _)| *s)
+        .collect();
     let review = if matches.is_empty() {
         link
     } else {

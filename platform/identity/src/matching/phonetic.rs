@@ -59,9 +59,9 @@ pub fn phonetic(name: &str) -> String {
     'outer: while i < s.len() {
         let rest = &s[i..];
         for (from, to) in RULES {
-            if rest.starts_with(from) {
+            if let Some(after) = rest.strip_prefix(from) {
                 // A vowel + N/M is nasal only before a consonant or at the end: "ANNE" keeps N.
-                let next = rest[from.len()..].chars().next();
+                let next = after.chars().next();
                 let nasal_rule = from.ends_with('N') || from.ends_with('M');
                 if nasal_rule && next.is_some_and(|c| "AEIOUYNM".contains(c)) {
                     continue;
