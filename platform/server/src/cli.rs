@@ -56,6 +56,7 @@ pub fn command() -> Command {
     .subcommand(config)
     .subcommand(audit)
     .subcommand(crate::directory::command())
+    .subcommand(crate::admin::command())
 }
 
 pub async fn migrate(settings: Settings) -> Result<(), ServerError> {

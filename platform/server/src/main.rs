@@ -3,7 +3,9 @@
 //! Every subcommand goes through the one configuration loader (`megalis-config`), so
 //! `megalis migrate` or `megalis audit verify` see exactly the database and files `serve` uses.
 
+mod admin;
 mod cli;
+mod demo;
 mod directory;
 mod http;
 mod metrics;
@@ -39,6 +41,8 @@ pub enum ServerError {
     Audit(#[from] megalis_audit::AuditError),
     #[error("blob store: {0}")]
     Blobs(#[from] megalis_blobs::BlobError),
+    #[error("{0}")]
+    Auth(#[from] megalis_auth::AuthError),
     #[error("{0}")]
     Fatal(String),
 }
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         ["serve"] => runtime().block_on(serve::run(settings)),
         ["migrate"] => runtime().block_on(cli::migrate(settings)),
         ["audit", "verify"] => return runtime().block_on(cli::audit_verify(settings)),
+        ["admin", ..] => runtime().block_on(admin::run(&path, leaf, settings)),
         ["directory", "import"] => {
             return runtime().block_on(directory::import(settings, leaf));
         }

@@ -123,12 +123,32 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
 
     // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.
     let fatal = CancellationToken::new();
+    let auth_refresher: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
     let migration = {
         let state = state.clone();
         let fatal = fatal.clone();
+        let auth_refresher = auth_refresher.clone();
         tokio::spawn(async move {
             match state.db.migrate_when_available(None).await {
                 Ok(()) => {
+                    // Signing keys, grants and the revocation list come from the database.
+                    if let Err(e) = state.auth.init().await {
+                        tracing::error!(error = %e, "authentication service failed to start");
+                        fatal.cancel();
+                        return;
+                    }
+                    if state.settings.mode == Mode::Demo
+                        && let Err(e) =
+                            crate::demo::seed(&state.auth, &state.settings.public_url).await
+                    {
+                        tracing::error!(error = %e, "demo region could not be seeded");
+                        fatal.cancel();
+                        return;
+                    }
+                    auth_refresher
+                        .lock()
+                        .expect("lock")
+                        .replace(state.auth.spawn_refresher());
                     state.migrated.store(true, Ordering::Release);
                     tracing::info!(backend = state.db.backend().name(), "database ready");
                 }
@@ -180,6 +200,9 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         let _ = s.await;
     }
     migration.abort();
+    if let Some(task) = auth_refresher.lock().expect("lock").take() {
+        task.abort();
+    }
     let graceful = Arc::into_inner(graceful).expect("listeners have stopped");
     let drained = tokio::time::timeout(settings.shutdown_grace_period, graceful.shutdown()).await;
     if drained.is_err() {
@@ -225,6 +248,15 @@ fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database
         megalis_store::redact_url(&settings.database_url)
     );
     println!("  Données :             {}", settings.data_dir.display());
+    if settings.mode == Mode::Demo {
+        println!("  Comptes de démonstration (mots de passe connus, jamais en production) :");
+        for u in crate::demo::USERS {
+            println!(
+                "    {:<20} {:<28} {}",
+                u.username, u.password, u.display_name
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! The HTTP surface: the router, the front middleware every request passes through, and the
 //! listeners (HTTPS over rustls, optional plain HTTP behind an ingress).
 
+pub mod auth_glue;
 pub mod fhir;
 pub mod forwarded;
 pub mod listener;
+pub mod oauth;
+pub mod portal;
 pub mod problem;
 mod testing;
 pub mod tls;
@@ -20,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use megalis_audit::AuditLog;
+use megalis_auth::{Auth, AuthSettings};
 use megalis_blobs::BlobStore;
 use megalis_config::{Mode, Settings};
 use megalis_store::Database;
@@ -39,6 +43,8 @@ pub struct Shared {
     pub audit: AuditLog,
     pub blobs: Arc<dyn BlobStore>,
     pub metrics: Metrics,
+    /// Accounts, sessions, the OpenID Provider and per-application grants.
+    pub auth: Arc<Auth>,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -63,16 +69,35 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         let security_headers = security_headers(&settings);
+        // Until the directory crate is wired, the demo and test modes use the demo region's
+        // practitioners and production knows none (professional logins are refused).
+        let directory = crate::demo::directory(settings.mode != Mode::Production);
+        let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
         AppState(Arc::new(Shared {
             settings,
             db,
             audit,
             blobs,
             metrics,
+            auth,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
         }))
+    }
+}
+
+/// The auth service's settings, from the one configuration.
+pub fn auth_settings(settings: &Settings) -> AuthSettings {
+    AuthSettings {
+        session_idle_timeout: settings.auth_session_idle_timeout,
+        session_absolute_timeout: settings.auth_session_absolute_timeout,
+        access_token_lifetime: settings.auth_access_token_lifetime,
+        refresh_token_lifetime: settings.auth_refresh_token_lifetime,
+        key_rotation: settings.auth_key_rotation,
+        max_failures: i64::from(settings.auth_lockout_threshold),
+        lockout: settings.auth_lockout_duration,
+        ..AuthSettings::new(&settings.public_url)
     }
 }
 
@@ -270,7 +295,9 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .merge(oauth::routes())
+        .merge(portal::routes());
     // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
     app = app.merge(fhir::routes());
     if settings.mode == Mode::Test {
