@@ -9,6 +9,7 @@
 //! answered.
 
 mod db;
+pub mod hl7;
 
 use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome};
 use megalis_identity::matching::{Decision, MatchConfig, MatchRecord, blocking_keys};
