@@ -470,6 +470,15 @@ pub struct Settings {
     pub auth_key_rotation: Duration,
     pub auth_lockout_threshold: u32,
     pub auth_lockout_duration: Duration,
+    pub plugins_config: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub plugins_max_instances: u32,
+    pub plugins_epoch_tick: Duration,
+    pub plugins_max_memory: u64,
+    pub plugins_default_memory: u64,
+    pub plugins_default_timeout: Duration,
+    pub plugins_default_concurrency: u32,
+    pub plugins_watch_interval: Duration,
 }
 
 struct Typer<'a> {
@@ -578,6 +587,13 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_string())
 }
 
+fn positive_u32(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected a positive integer".to_string())
+}
+
 fn parse_database_url(s: &str) -> Result<String, String> {
     if s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
         Ok(s.to_string())
@@ -596,6 +612,8 @@ impl Settings {
             "audit.signing_key" => path(&self.audit_signing_key),
             "audit.checkpoint_file" => path(&self.audit_checkpoint_file),
             "blobs.path" => path(&self.blobs_path),
+            "plugins.config" => path(&self.plugins_config),
+            "plugins.dir" => path(&self.plugins_dir),
             _ => None,
         }
     }
@@ -709,6 +727,23 @@ impl Settings {
                     .ok_or_else(|| "expected a positive integer".to_string())
             })?,
             auth_lockout_duration: t.required("auth.lockout_duration", parse_duration)?,
+            plugins_config: in_data_dir("plugins.config", "plugins.toml")?,
+            plugins_dir: in_data_dir("plugins.dir", "plugins")?,
+            plugins_max_instances: t.required("plugins.max_instances", positive_u32)?,
+            plugins_epoch_tick: t.required("plugins.epoch_tick", |s| {
+                parse_duration(s).and_then(|d| {
+                    if d.is_zero() {
+                        Err("must be longer than zero".into())
+                    } else {
+                        Ok(d)
+                    }
+                })
+            })?,
+            plugins_max_memory: t.required("plugins.max_memory", parse_size)?,
+            plugins_default_memory: t.required("plugins.default_memory", parse_size)?,
+            plugins_default_timeout: t.required("plugins.default_timeout", parse_duration)?,
+            plugins_default_concurrency: t.required("plugins.default_concurrency", positive_u32)?,
+            plugins_watch_interval: t.required("plugins.watch_interval", parse_duration)?,
             blobs_backend,
             data_dir,
         };

@@ -34,7 +34,7 @@ pub use access::{
     AccessAction, AccessDecider, AuditSink, Authenticator, Decision, Principal, PrincipalKind,
 };
 pub use config::{PluginEntry, PluginLimits, PluginsConfig};
-pub use engine::{EngineSettings, PluginEngine};
+pub use engine::{Allocator, EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use host::{PluginHost, RequestMeta, Services};
 pub use manifest::{Capability, Manifest, Route, RouteAuth, read_embedded_manifest};

@@ -155,13 +155,9 @@ impl LoadedPlugin {
         }
         let manifest = read_embedded_manifest(id, &bytes)?.unwrap_or_else(|| Manifest::plain(id));
         if manifest.id != id {
-            return Err(PluginError::Manifest {
-                plugin: id.to_owned(),
-                reason: format!(
-                    "the module's manifest names it {:?}; plugins.toml installs it as {id:?}",
-                    manifest.id
-                ),
-            });
+            // The operator's id is authoritative (it names the URL and the store namespace);
+            // one module may be installed under several ids.
+            tracing::info!(plugin = id, manifest_id = %manifest.id, "plugin installed under another id than its manifest's");
         }
         let component = engine.compile(id, &actual, Arc::new(bytes)).await?;
         let wasm_engine = engine.engine();

@@ -5,6 +5,10 @@
 //! parallel without seeing each other. A test that must stop its database starts a private
 //! cluster instead ([`PrivateCluster`]), never touching the shared server.
 
+mod plugins;
+
+pub use plugins::{test_plugin, test_plugins_dir};
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -138,7 +138,11 @@ mod tests {
         ];
         for (method, path, status, body) in cases {
             let r = router.dispatch(&request(method, path));
-            assert_eq!((r.status, r.body.as_slice()), (status, body.as_bytes()), "{method} {path}");
+            assert_eq!(
+                (r.status, r.body.as_slice()),
+                (status, body.as_bytes()),
+                "{method} {path}"
+            );
         }
     }
 }

@@ -57,7 +57,9 @@ fn serde_json_vec(note: &Note) -> Result<Vec<u8>, Error> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 megalis_plugin_sdk::export_plugin!(router);

@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use megalis_plugin_sdk::{Error, Params, Request, Response, Router, context, log, store};
+use megalis_plugin_sdk::{
+    Error, Params, PrincipalKind, Request, Response, Router, context, log, store,
+};
 use serde_json::json;
 
 megalis_plugin_sdk::manifest!("../plugin.toml");
@@ -72,7 +74,12 @@ fn headers(req: &Request, _: &Params) -> Result<Response, Error> {
 fn whoami(_: &Request, _: &Params) -> Result<Response, Error> {
     let p = context::principal();
     Ok(Response::json(&json!({
-        "kind": format!("{:?}", p.kind),
+        "kind": match p.kind {
+            PrincipalKind::User => "user",
+            PrincipalKind::System => "system",
+            PrincipalKind::PatientLink => "patient-link",
+            PrincipalKind::Anonymous => "anonymous",
+        },
         "subject": p.subject,
         "roles": p.roles,
         "plugin": context::plugin_id(),
@@ -111,7 +118,9 @@ fn fs(_: &Request, _: &Params) -> Result<Response, Error> {
         })
         .collect();
     let write = std::fs::write("/tmp/probe", b"x").map_err(|e| e.to_string());
-    Ok(Response::json(&json!({ "attempts": results, "write": write })))
+    Ok(Response::json(
+        &json!({ "attempts": results, "write": write }),
+    ))
 }
 
 fn net(_: &Request, _: &Params) -> Result<Response, Error> {

@@ -1,0 +1,597 @@
+//! The plugin host against real components built from `plugins/` (hello, probe): routing and
+//! authentication kinds, what reaches a plugin, limits, deny-by-default linking, isolation,
+//! audit of patient data, hot swap.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use megalis_plugin_host::access::{
+    AccessDecider, AllowAllLocal, AuditUnavailable, BoxFuture, DenyAll, LogAudit, PublicOnly,
+};
+use megalis_plugin_host::kv::MemoryKv;
+use megalis_plugin_host::{
+    AuditSink, Capability, EngineSettings, PluginEngine, PluginEntry, PluginError, PluginHost,
+    PluginMetrics, PluginsConfig, RequestMeta, Services,
+};
+use megalis_testkit::test_plugin;
+use serde_json::Value;
+
+struct Harness {
+    host: Arc<PluginHost>,
+    dir: tempfile::TempDir,
+}
+
+fn services() -> Services {
+    Services {
+        kv: Arc::new(MemoryKv::default()),
+        access: Arc::new(DenyAll),
+        audit: Arc::new(LogAudit),
+        auth: Arc::new(PublicOnly),
+    }
+}
+
+fn harness_with(settings: EngineSettings, services: Services) -> Harness {
+    let engine = PluginEngine::new(settings).expect("engine");
+    let dir = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(
+        engine,
+        services,
+        PluginMetrics::new(),
+        dir.path().to_path_buf(),
+    );
+    Harness {
+        host: Arc::new(host),
+        dir,
+    }
+}
+
+/// Settings for tests: wasmtime's compile cache shared by the test processes, so each module
+/// is compiled once per build rather than once per test.
+fn settings() -> EngineSettings {
+    EngineSettings {
+        cache_dir: Some(megalis_testkit::test_plugins_dir().join("../../wasmtime-cache")),
+        ..EngineSettings::default()
+    }
+}
+
+fn harness() -> Harness {
+    harness_with(settings(), services())
+}
+
+impl Harness {
+    /// Puts a module in the plugins directory under its digest; returns the digest.
+    fn add_module(&self, name: &str) -> String {
+        let bytes = test_plugin(name);
+        let digest = megalis_plugin_host::digest(&bytes);
+        std::fs::write(self.dir.path().join(format!("{digest}.wasm")), bytes).unwrap();
+        digest
+    }
+
+    fn entry(&self, id: &str, module: &str, grants: &[Capability]) -> PluginEntry {
+        PluginEntry {
+            id: id.into(),
+            sha256: self.add_module(module),
+            grants: grants.iter().copied().collect(),
+            limits: Default::default(),
+            config: [("greeting".to_string(), "Demat".to_string())].into(),
+        }
+    }
+
+    async fn apply(&self, entries: Vec<PluginEntry>) -> Vec<PluginError> {
+        self.host.apply(&PluginsConfig { plugins: entries }).await
+    }
+
+    async fn call(
+        &self,
+        plugin: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(u16, Vec<(String, String)>, String), PluginError> {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "megalis.test");
+        for (n, v) in headers {
+            builder = builder.header(*n, *v);
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let meta = RequestMeta {
+            request_id: "req-42".into(),
+            patient: None,
+            source_address: Some("192.0.2.7".into()),
+        };
+        let response = self.host.invoke(plugin, request, meta).await?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    async fn get(&self, plugin: &str, path: &str) -> Result<(u16, String), PluginError> {
+        self.call(plugin, "GET", path, &[], "")
+            .await
+            .map(|(s, _, b)| (s, b))
+    }
+}
+
+const PROBE_GRANTS: &[Capability] = &[Capability::Context, Capability::Store, Capability::Logging];
+
+#[tokio::test]
+async fn a_plain_wasi_http_component_is_a_plugin() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("hello", "hello", &[])])
+            .await
+            .is_empty()
+    );
+    let (status, body) = h.get("hello", "/anything").await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello from a Megalis plugin\n")
+    );
+}
+
+#[tokio::test]
+async fn the_plugin_sees_no_credentials_and_a_relative_path() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+            .await
+            .is_empty()
+    );
+    let (status, _, body) = h
+        .call(
+            "probe",
+            "POST",
+            "/headers?x=1",
+            &[
+                ("cookie", "megalis_session=secret"),
+                ("authorization", "Bearer secret"),
+                ("proxy-authorization", "Basic c2VjcmV0"),
+                ("x-custom", "kept"),
+            ],
+            "payload",
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let echo: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"x-custom"), "{names:?}");
+    for stripped in ["cookie", "authorization", "proxy-authorization"] {
+        assert!(!names.contains(&stripped), "{stripped} reached the plugin");
+    }
+    assert!(!body.contains("secret"));
+    assert_eq!(echo["path"], "/headers");
+    assert_eq!(echo["query"], "x=1");
+    assert_eq!(echo["body"], "payload");
+}
+
+#[tokio::test]
+async fn context_tells_who_calls_and_the_operator_configuration() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+            .await
+            .is_empty()
+    );
+    let (status, body) = h.get("probe", "/whoami").await.unwrap();
+    assert_eq!(status, 200);
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["kind"], "anonymous");
+    assert_eq!(me["plugin"], "probe");
+    assert_eq!(me["request_id"], "req-42");
+    assert_eq!(me["greeting"], "Demat");
+}
+
+#[tokio::test]
+async fn session_and_bearer_routes_need_authentication() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+            .await
+            .is_empty()
+    );
+    for path in ["/private/hello", "/api/hello"] {
+        let err = h.get("probe", path).await.unwrap_err();
+        assert!(matches!(err, PluginError::Unauthenticated), "{path}: {err}");
+        assert_eq!(err.status(), 401);
+    }
+    assert_eq!(h.get("probe", "/hello").await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn an_infinite_loop_hits_the_deadline_and_the_host_stays_healthy() {
+    let h = harness();
+    let mut entry = h.entry("probe", "probe", PROBE_GRANTS);
+    entry.limits.timeout_ms = Some(300);
+    assert!(h.apply(vec![entry]).await.is_empty());
+    let err = h.get("probe", "/loop").await.unwrap_err();
+    assert!(matches!(err, PluginError::Deadline { .. }), "{err}");
+    assert_eq!(err.status(), 504);
+    assert_eq!(
+        h.get("probe", "/hello").await.unwrap(),
+        (200, "hello".into())
+    );
+    let m = h.host.metrics();
+    assert_eq!(m.errors.with_label_values(&["probe", "deadline"]).get(), 1);
+    assert_eq!(m.invocations.with_label_values(&["probe"]).get(), 2);
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_limit() {
+    let h = harness();
+    let mut entry = h.entry("probe", "probe", PROBE_GRANTS);
+    entry.limits.memory_mib = Some(16);
+    assert!(h.apply(vec![entry]).await.is_empty());
+    let err = h.get("probe", "/alloc/64").await.unwrap_err();
+    assert!(matches!(err, PluginError::MemoryLimit { .. }), "{err}");
+    assert_eq!(err.status(), 500);
+    let (status, body) = h.get("probe", "/alloc/4").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "allocated 4194304 bytes"));
+    let high_water = h
+        .host
+        .metrics()
+        .memory_high_water
+        .with_label_values(&["probe"])
+        .get();
+    assert!(
+        high_water > 4 << 20 && high_water <= 16 << 20,
+        "{high_water}"
+    );
+}
+
+#[tokio::test]
+async fn an_ungranted_import_refuses_the_load_naming_it() {
+    let h = harness();
+    let failures = h
+        .apply(vec![h.entry(
+            "probe",
+            "probe",
+            &[Capability::Context, Capability::Logging],
+        )])
+        .await;
+    let [PluginError::UngrantedImport { import, reason, .. }] = failures.as_slice() else {
+        panic!("expected one refused import, got {failures:?}");
+    };
+    assert_eq!(import, "megalis:platform/store@0.1.0");
+    assert!(
+        reason.contains("did not grant capability `store`"),
+        "{reason}"
+    );
+    assert!(h.host.get("probe").is_none());
+    assert!(matches!(
+        h.get("probe", "/hello").await.unwrap_err(),
+        PluginError::NotInstalled(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_module_whose_digest_differs_is_refused() {
+    let h = harness();
+    let mut entry = h.entry("hello", "hello", &[]);
+    let probe_digest = h.add_module("probe");
+    // The file named after the probe's digest now holds the hello module.
+    std::fs::copy(
+        h.dir.path().join(format!("{}.wasm", entry.sha256)),
+        h.dir.path().join(format!("{probe_digest}.wasm")),
+    )
+    .unwrap();
+    entry.sha256 = probe_digest;
+    let failures = h.apply(vec![entry]).await;
+    assert!(
+        matches!(failures.as_slice(), [PluginError::DigestMismatch { .. }]),
+        "{failures:?}"
+    );
+}
+
+#[tokio::test]
+async fn files_environment_and_network_are_empty() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+            .await
+            .is_empty()
+    );
+
+    let fs: Value = serde_json::from_str(&h.get("probe", "/fs").await.unwrap().1).unwrap();
+    for attempt in fs["attempts"].as_array().unwrap() {
+        assert!(attempt["read"].get("Err").is_some(), "{attempt}");
+        assert!(attempt["list"].get("Err").is_some(), "{attempt}");
+    }
+    assert!(fs["write"].get("Err").is_some(), "{fs}");
+
+    let env: Value = serde_json::from_str(&h.get("probe", "/env").await.unwrap().1).unwrap();
+    assert_eq!(env["vars"], serde_json::json!([]));
+    assert_eq!(env["args"], serde_json::json!([]));
+
+    let net: Value = serde_json::from_str(&h.get("probe", "/net").await.unwrap().1).unwrap();
+    for attempt in ["tcp", "dns", "udp"] {
+        assert!(net[attempt].get("Err").is_some(), "{attempt}: {net}");
+    }
+}
+
+#[tokio::test]
+async fn one_plugin_cannot_read_another_plugins_store() {
+    let h = harness();
+    let failures = h
+        .apply(vec![
+            h.entry("alpha", "probe", PROBE_GRANTS),
+            h.entry("beta", "probe", PROBE_GRANTS),
+        ])
+        .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let (status, _, _) = h
+        .call("alpha", "PUT", "/store/shared-name", &[], "alpha's secret")
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    assert_eq!(
+        h.get("alpha", "/store/shared-name").await.unwrap(),
+        (200, "alpha's secret".into())
+    );
+    assert_eq!(h.get("beta", "/store/shared-name").await.unwrap().0, 404);
+    assert_eq!(
+        h.get("beta", "/scan/shared").await.unwrap(),
+        (200, "[]".into())
+    );
+    assert_eq!(
+        h.get("alpha", "/scan/shared").await.unwrap(),
+        (200, "[\"shared-name\"]".into())
+    );
+}
+
+#[tokio::test]
+async fn a_trap_leaves_no_state_for_the_next_request() {
+    let h = harness();
+    assert!(
+        h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+            .await
+            .is_empty()
+    );
+    let err = h.get("probe", "/trap").await.unwrap_err();
+    assert!(matches!(err, PluginError::Trap { .. }), "{err}");
+    assert_eq!(err.status(), 500);
+    assert!(
+        !err.public_detail().contains("on purpose"),
+        "trap details stay in the log"
+    );
+    // A fresh instance: its counter starts again, untouched by the trapped request.
+    assert_eq!(h.get("probe", "/served").await.unwrap(), (200, "1".into()));
+    assert_eq!(h.get("probe", "/served").await.unwrap(), (200, "1".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_answers_busy() {
+    let h = harness();
+    let mut entry = h.entry("probe", "probe", PROBE_GRANTS);
+    entry.limits.max_concurrency = Some(1);
+    entry.limits.timeout_ms = Some(3000);
+    assert!(h.apply(vec![entry]).await.is_empty());
+    let host = h.host.clone();
+    let looping = tokio::spawn(async move {
+        let request = http::Request::get("/loop")
+            .header("host", "t")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        host.invoke("probe", request, RequestMeta::default())
+            .await
+            .map(|_| ())
+    });
+    let in_flight = h.host.metrics().in_flight.with_label_values(&["probe"]);
+    while in_flight.get() == 0 {
+        assert!(!looping.is_finished(), "{:?}", looping.await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = h.get("probe", "/hello").await.unwrap_err();
+    assert!(matches!(err, PluginError::Busy { limit: 1, .. }), "{err}");
+    assert_eq!(err.status(), 503);
+    assert!(matches!(
+        looping.await.unwrap(),
+        Err(PluginError::Deadline { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_instance_pool_answers_503() {
+    let settings = EngineSettings {
+        max_instances: 1,
+        ..settings()
+    };
+    let h = harness_with(settings, services());
+    if h.host.engine().allocator() != megalis_plugin_host::Allocator::Pooling {
+        eprintln!("pooling allocator unavailable here; nothing to exhaust");
+        return;
+    }
+    let mut entry = h.entry("probe", "probe", PROBE_GRANTS);
+    entry.limits.timeout_ms = Some(3000);
+    assert!(h.apply(vec![entry]).await.is_empty());
+    let host = h.host.clone();
+    let looping = tokio::spawn(async move {
+        let request = http::Request::get("/loop")
+            .header("host", "t")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        host.invoke("probe", request, RequestMeta::default())
+            .await
+            .map(|_| ())
+    });
+    let in_flight = h.host.metrics().in_flight.with_label_values(&["probe"]);
+    while in_flight.get() == 0 {
+        assert!(!looping.is_finished(), "{:?}", looping.await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = h.get("probe", "/hello").await.unwrap_err();
+    assert!(matches!(err, PluginError::PoolExhausted), "{err}");
+    assert_eq!(err.status(), 503);
+    assert!(looping.await.unwrap().is_err());
+}
+
+/// Audit sink that keeps the records.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<megalis_audit::AuditRecord>>);
+
+impl AuditSink for Recorded {
+    fn append(
+        &self,
+        record: megalis_audit::AuditRecord,
+    ) -> BoxFuture<'_, Result<(), AuditUnavailable>> {
+        self.0.lock().unwrap().push(record);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn patient_data_in_the_store_goes_through_the_access_decision_and_the_audit() {
+    for (decider, allowed) in [
+        (Arc::new(DenyAll) as Arc<dyn AccessDecider>, false),
+        (Arc::new(AllowAllLocal) as Arc<dyn AccessDecider>, true),
+    ] {
+        let audit = Arc::new(Recorded::default());
+        let services = Services {
+            kv: Arc::new(MemoryKv::default()),
+            access: decider,
+            audit: audit.clone(),
+            auth: Arc::new(PublicOnly),
+        };
+        let h = harness_with(settings(), services);
+        assert!(
+            h.apply(vec![h.entry("probe", "probe", PROBE_GRANTS)])
+                .await
+                .is_empty()
+        );
+        let (status, _, _) = h
+            .call("probe", "PUT", "/store/egfr?patient=P-123", &[], "41")
+            .await
+            .unwrap();
+        assert_eq!(status, if allowed { 201 } else { 403 });
+        let (status, _) = h.get("probe", "/store/egfr").await.unwrap();
+        assert_eq!(status, if allowed { 200 } else { 404 });
+        let records = audit.0.lock().unwrap();
+        let expected: Vec<(&str, Option<&str>, megalis_audit::Outcome)> = if allowed {
+            vec![
+                (
+                    "plugin.store-entry.write",
+                    Some("P-123"),
+                    megalis_audit::Outcome::Success,
+                ),
+                (
+                    "plugin.store-entry.read",
+                    Some("P-123"),
+                    megalis_audit::Outcome::Success,
+                ),
+            ]
+        } else {
+            vec![(
+                "plugin.store-entry.write",
+                Some("P-123"),
+                megalis_audit::Outcome::Denied,
+            )]
+        };
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| (r.action.as_str(), r.patient_id.as_deref(), r.outcome))
+            .collect();
+        assert_eq!(got, expected);
+        assert!(records.iter().all(|r| r.actor.subject == "anonymous"
+            && r.request_id.as_deref() == Some("req-42")
+            && r.detail.as_deref() == Some("plugin=probe")));
+    }
+}
+
+#[tokio::test]
+async fn a_hot_swap_under_load_fails_no_request() {
+    let h = harness();
+    let v1 = h.entry("app", "probe", PROBE_GRANTS);
+    let v2 = h.entry("app", "hello", &[]);
+    assert!(h.apply(vec![v1.clone()]).await.is_empty());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let host = h.host.clone();
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut served = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let request = http::Request::get("/hello")
+                    .header("host", "t")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let response = host
+                    .invoke("app", request, RequestMeta::default())
+                    .await
+                    .expect("no request fails during a swap");
+                assert_eq!(response.status(), 200);
+                response.into_body().collect().await.expect("whole body");
+                served += 1;
+            }
+            served
+        }));
+    }
+    let mut digests = BTreeSet::new();
+    for round in 0..6 {
+        let next = if round % 2 == 0 { &v2 } else { &v1 };
+        assert!(h.apply(vec![next.clone()]).await.is_empty());
+        digests.insert(h.host.get("app").unwrap().digest.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        total += c.await.expect("client task");
+    }
+    assert_eq!(digests.len(), 2, "both versions were installed in turn");
+    assert!(total > 0);
+}
+
+#[tokio::test]
+async fn check_describes_imports_exports_and_manifest() {
+    let h = harness();
+    let report = megalis_plugin_host::inspect_component(h.host.engine(), test_plugin("probe"))
+        .await
+        .unwrap();
+    assert!(report.is_handler);
+    assert_eq!(report.manifest.as_ref().unwrap().id, "probe");
+    let imports: Vec<&str> = report.imports.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        imports.contains(&"megalis:platform/store@0.1.0"),
+        "{imports:?}"
+    );
+    assert!(
+        imports.contains(&"megalis:platform/context@0.1.0"),
+        "{imports:?}"
+    );
+    assert!(report.problems().is_empty(), "{:?}", report.problems());
+
+    let hello = megalis_plugin_host::inspect_component(h.host.engine(), test_plugin("hello"))
+        .await
+        .unwrap();
+    assert!(hello.manifest.is_none());
+    assert!(
+        hello
+            .imports
+            .iter()
+            .all(|(n, _)| !n.starts_with("megalis:"))
+    );
+}
