@@ -3,6 +3,7 @@
 
 mod e2e {
     pub mod audit;
+    pub mod auth;
     pub mod blobs;
     pub mod cli;
     pub mod directory;

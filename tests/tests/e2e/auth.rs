@@ -1,0 +1,535 @@
+//! Accounts, single sign-on and the portal, end to end (issue 3): the admin CLI on the server's
+//! own data directory, a real OpenID Connect relying party (Python Authlib, via
+//! `$MEGALIS_PYTHON`), CSRF and redirect checks with raw HTTP, and a real browser (headless
+//! Chromium driven over WebDriver by Selenium) logging in through to the launcher.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use megalis_e2e::{Server, megalis, server, stderr, stdout};
+use serde_json::Value;
+
+const PASSWORD: &str = "Ty-Kreiz-Kemper-29!";
+const SECRET: &str = "rein-secret-0123456789abcdef0123456789";
+const SYSTEM_SECRET: &str = "sih-secret-0123456789abcdef0123456789";
+const REDIRECT: &str = "https://rein.example/callback";
+
+fn python() -> String {
+    std::env::var("MEGALIS_PYTHON").expect(
+        "MEGALIS_PYTHON is not set: create a venv with `pip install -r tests/requirements.txt` \
+         and export MEGALIS_PYTHON=/path/to/venv/bin/python (scripts/test.sh does this)",
+    )
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e/python")
+        .join(name)
+}
+
+fn admin(data: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--mode",
+        "test",
+        "admin",
+    ];
+    all.extend_from_slice(args);
+    megalis(&all, &[])
+}
+
+fn ok(o: std::process::Output) -> String {
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// Accounts, clients and grants made with the CLI before the server starts.
+fn provision(data: &Path) {
+    std::fs::create_dir_all(data).unwrap();
+    let secret_file = |name: &str, value: &str| {
+        let p = data.with_extension(name);
+        std::fs::write(&p, format!("{value}\n")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let pw = secret_file("pw", PASSWORD);
+    ok(admin(
+        data,
+        &[
+            "user",
+            "add",
+            "--username",
+            "alegoff",
+            "--kind",
+            "professional",
+            "--name",
+            "Dr Anne Le Goff",
+            "--national-id",
+            "810001234567",
+            "--role",
+            "clinician",
+            "--password-file",
+            &pw,
+        ],
+    ));
+    ok(admin(
+        data,
+        &[
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--kind",
+            "admin",
+            "--name",
+            "Admin",
+            "--password-file",
+            &pw,
+        ],
+    ));
+    let s = secret_file("secret", SECRET);
+    ok(admin(
+        data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "breizh-rein",
+            "--secret-file",
+            &s,
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            REDIRECT,
+            "--scope",
+            "openid profile",
+            "--launch-url",
+            "https://rein.example/",
+        ],
+    ));
+    let s = secret_file("system-secret", SYSTEM_SECRET);
+    ok(admin(
+        data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "sih-chu",
+            "--secret-file",
+            &s,
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "system/Patient.rs",
+        ],
+    ));
+    ok(admin(
+        data,
+        &[
+            "grant",
+            "add",
+            "--application",
+            "breizh-rein",
+            "--profession",
+            "10",
+        ],
+    ));
+}
+
+async fn provisioned_server() -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    provision(&data);
+    let s = server().data_dir(&data).start().await;
+    (tmp, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_cli_validates_and_audits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    provision(&data);
+    // A weak password is refused with the policy's reason.
+    let weak = data.with_extension("weak");
+    std::fs::write(&weak, "short\n").unwrap();
+    let o = admin(
+        &data,
+        &[
+            "user",
+            "add",
+            "--username",
+            "x",
+            "--kind",
+            "admin",
+            "--name",
+            "X",
+            "--password-file",
+            weak.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("12"), "{}", stderr(&o));
+    // A short client secret is refused.
+    let o = admin(
+        &data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "c",
+            "--secret-file",
+            weak.to_str().unwrap(),
+            "--grant",
+            "client_credentials",
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("32"),
+        "{}",
+        stderr(&o)
+    );
+    let list = ok(admin(&data, &["grant", "list"]));
+    assert!(list.contains("breizh-rein\tprofession\t10"), "{list}");
+    ok(admin(&data, &["user", "disable", "--username", "alegoff"]));
+    assert!(
+        ok(admin(&data, &["user", "list"]))
+            .contains("alegoff\tprofessional\t810001234567\t\t-\tdisabled")
+    );
+    ok(admin(
+        &data,
+        &[
+            "grant",
+            "remove",
+            "--application",
+            "breizh-rein",
+            "--profession",
+            "10",
+        ],
+    ));
+    // Every change (and the refusals) is in an intact audit chain.
+    let o = megalis(
+        &["--data-dir", data.to_str().unwrap(), "audit", "verify"],
+        &[],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let db = megalis_store::Database::open(
+        &megalis_store::Database::default_url(&data),
+        &megalis_store::PoolSettings::default(),
+    )
+    .unwrap();
+    let actions: Vec<String> = match &db {
+        megalis_store::Database::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT action || ':' || outcome FROM audit_record ORDER BY seq")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
+        megalis_store::Database::Postgres(_) => unreachable!("the default database is SQLite"),
+    };
+    for expected in [
+        "admin.user.add:success",
+        "admin.client.add:success",
+        "admin.grant.add:success",
+        "admin.failed:failure",
+        "admin.user.disable:success",
+        "admin.grant.remove:success",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_relying_party_completes_the_flows() {
+    let (_tmp, s) = provisioned_server().await;
+    // The issuer is the public URL (by default https://<listen>), not the harness's localhost.
+    let base = format!("https://{}", s.https);
+    let out = Command::new(python())
+        .arg(script("oidc_client.py"))
+        .args([
+            &base,
+            s.cert_path().to_str().unwrap(),
+            "alegoff",
+            PASSWORD,
+            "breizh-rein",
+            SECRET,
+            REDIRECT,
+            "sih-chu",
+            SYSTEM_SECRET,
+        ])
+        .output()
+        .expect("run the Authlib client");
+    assert!(
+        out.status.success(),
+        "Authlib client failed:\n{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["id_token"]["national_id"], "810001234567");
+    assert_eq!(v["id_token"]["profession"], "10");
+    assert_eq!(v["access_token"]["typ"], "at+jwt");
+    assert_eq!(v["access_token"]["aud"], base.as_str());
+    assert_eq!(v["userinfo"]["national_id"], "810001234567");
+    assert_eq!(v["userinfo"]["roles"], serde_json::json!(["clinician"]));
+    assert_eq!(v["refresh_reuse"]["status"], 400);
+    assert_eq!(v["refresh_reuse"]["error"], "invalid_grant");
+    assert_eq!(v["after_reuse_active"], false);
+    assert_eq!(v["system_scope"], "system/Patient.rs");
+    assert_eq!(v["system_active"], true);
+    assert_eq!(v["system_active_after_revoke"], false);
+}
+
+/// The value of a cookie set by a response.
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+}
+
+fn csrf_field(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_csrf_and_redirects_are_exact() {
+    let (_tmp, mut s) = provisioned_server().await;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let _ = s.client();
+    // Login without the CSRF token: refused.
+    let r = http
+        .post(s.url("/login"))
+        .form(&[("username", "alegoff"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // With the double-submit token: a session cookie with the right attributes.
+    let page = http.get(s.url("/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&page, "__Host-megalis-login-csrf").unwrap();
+    let token = csrf_field(&page.text().await.unwrap());
+    // A wrong password gives the same page and message as an unknown account.
+    let mut answers = vec![];
+    for user in ["alegoff", "nobody-here"] {
+        let r = http
+            .post(s.url("/login"))
+            .header(
+                "cookie",
+                format!("__Host-megalis-login-csrf={login_cookie}"),
+            )
+            .form(&[
+                ("csrf", token.as_str()),
+                ("username", user),
+                ("password", "Wrong-Pass-word-1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.unwrap();
+        answers.push(body[body.find("role=\"alert\"").unwrap()..][..120].to_string());
+    }
+    assert_eq!(answers[0], answers[1], "no account enumeration");
+    let r = http
+        .post(s.url("/login"))
+        .header(
+            "cookie",
+            format!("__Host-megalis-login-csrf={login_cookie}"),
+        )
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "alegoff"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = set_cookie(&r, "__Host-megalis-session").expect("session cookie");
+    let cookie = format!("__Host-megalis-session={session}");
+    // Logout without the session's CSRF token: refused; the session lives on.
+    let r = http
+        .post(s.url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let home = http
+        .get(s.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let home = home.text().await.unwrap();
+    assert!(
+        home.contains("data-app=\"breizh-rein\""),
+        "launcher shows the granted app"
+    );
+    // Authorization requests: wrong redirect URI → error page, never a redirect.
+    let authorize = |redirect: &str, pkce: bool| {
+        let mut u = url_with(
+            &s.url("/oauth2/authorize"),
+            &[
+                ("client_id", "breizh-rein"),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("state", "s1"),
+            ],
+        );
+        if pkce {
+            u.push_str("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256");
+        }
+        u
+    };
+    let r = http
+        .get(authorize("https://rein.example/callback/../evil", true))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    // Missing PKCE → back to the client with invalid_request.
+    let r = http
+        .get(authorize(REDIRECT, false))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(REDIRECT) && location.contains("error=invalid_request"),
+        "{location}"
+    );
+    // An application not granted: 403 and an audit record.
+    let r = http
+        .get(s.url("/apps/imagerie/"))
+        .header("cookie", &cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // A bearer token that does not validate is a 401 with an RFC 6750 challenge.
+    let r = http
+        .get(s.url("/oauth2/userinfo"))
+        .bearer_auth("eyJhbGciOiJub25lIn0.e30.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    // Token endpoint errors are RFC 6749 bodies.
+    let r = http
+        .post(s.url("/oauth2/token"))
+        .basic_auth("breizh-rein", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "forged"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    let r = http
+        .post(s.url("/oauth2/token"))
+        .basic_auth("breizh-rein", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+    // Logout with the token ends the session.
+    let token = csrf_field(&home);
+    let r = http
+        .post(s.url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = http
+        .get(s.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "session ended");
+}
+
+fn url_with(base: &str, pairs: &[(&str, &str)]) -> String {
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logs_in_to_the_launcher() {
+    let (_tmp, s) = provisioned_server().await;
+    let out = Command::new(python())
+        .arg(script("browser_login.py"))
+        .args([&format!("https://{}", s.https), "alegoff", PASSWORD])
+        .output()
+        .expect("run the browser test");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lang"], "fr");
+    assert_eq!(v["tiles"], serde_json::json!(["breizh-rein"]));
+    assert_eq!(v["cps_button"], true);
+}
