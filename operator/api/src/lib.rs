@@ -17,7 +17,7 @@ mod validate;
 
 pub use platform::*;
 pub use plugin::*;
-pub use validate::{SpecError, validate_platform, validate_plugin};
+pub use validate::{SpecError, check_plugin, validate_platform, validate_plugin};
 
 /// API group of every Megalis custom resource.
 pub const GROUP: &str = "megalis.bzh";

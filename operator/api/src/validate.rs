@@ -98,7 +98,7 @@ pub fn validate_platform(platform: &RegionalPlatform) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// Checks a plugin against its CEL rules and that it belongs to `platform`.
+/// Checks a plugin against its CEL rules (as the API server would) and [`check_plugin`].
 pub fn validate_plugin(plugin: &Plugin, platform: &str) -> Result<(), SpecError> {
     let name = plugin.metadata.name.clone().unwrap_or_default();
     plugin.validate_cel().map_err(|errors| SpecError::Rule {
@@ -106,6 +106,32 @@ pub fn validate_plugin(plugin: &Plugin, platform: &str) -> Result<(), SpecError>
         name: name.clone(),
         message: errors.to_string(),
     })?;
+    check_plugin(plugin, platform)
+}
+
+/// The checks the build step needs on every reconcile, in plain Rust: the module is pinned
+/// (https URL, 64 lower-case hex digits) and the plugin belongs to `platform`. Evaluating the
+/// CEL rules costs milliseconds per object (the schema is regenerated and the rules compiled),
+/// so it is done at the edges (`render`, admission by the API server), not in the pure build.
+pub fn check_plugin(plugin: &Plugin, platform: &str) -> Result<(), SpecError> {
+    let name = plugin.metadata.name.clone().unwrap_or_default();
+    let module = &plugin.spec.module;
+    let refuse = |message: &str| SpecError::Rule {
+        kind: "Plugin",
+        name: name.clone(),
+        message: message.to_owned(),
+    };
+    if !module.url.starts_with("https://") {
+        return Err(refuse("module url must be https"));
+    }
+    if module.sha256.len() != 64
+        || !module
+            .sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(refuse("sha256 must be 64 lower-case hex digits"));
+    }
     if plugin.spec.platform_ref != platform {
         return Err(SpecError::ForeignPlugin {
             plugin: name,

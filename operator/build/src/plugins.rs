@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, VolumeMount};
-use megalis_operator_api::{Plugin, RegionalPlatform, validate_plugin};
+use megalis_operator_api::{Plugin, RegionalPlatform, check_plugin};
 use serde::Serialize;
 
 use crate::BuildError;
@@ -72,7 +72,7 @@ pub fn select(platform: &RegionalPlatform, plugins: &[Plugin]) -> PluginSet {
             report.missing.push(id.clone());
             continue;
         };
-        if let Err(error) = validate_plugin(plugin, platform_name) {
+        if let Err(error) = check_plugin(plugin, platform_name) {
             report.invalid.push((id.clone(), error.to_string()));
             continue;
         }

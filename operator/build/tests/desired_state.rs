@@ -128,7 +128,10 @@ fn database_url_never_reaches_the_config_map() {
         let name = platform.metadata.name.clone().unwrap();
         let state = build(&platform, &[]).unwrap();
         let toml = config_toml(&state, &name);
-        assert!(toml.get("database").and_then(|d| d.get("url")).is_none(), "{file}");
+        assert!(
+            toml.get("database").and_then(|d| d.get("url")).is_none(),
+            "{file}"
+        );
         for cm in objects_of(&state, ManagedKind::ConfigMap) {
             let text = serde_json::to_string(cm).unwrap();
             assert!(

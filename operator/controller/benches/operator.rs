@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use megalis_operator::Metrics;
 use megalis_operator::reconcile::{Context, reconcile};
-use megalis_operator_api::{Plugin, RegionalPlatform};
+use megalis_operator_api::{Plugin, RegionalPlatform, validate_platform};
 use megalis_operator_build::build;
 use mock_api::{MockApiServer, collection};
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kube::CustomResourceExt;
-use megalis_operator_api::{Plugin, RegionalPlatform, validate_platform};
+use megalis_operator_api::{Plugin, RegionalPlatform, validate_platform, validate_plugin};
 use megalis_operator_build::build;
 use serde::Deserialize;
 use serde_json::Value;
@@ -73,6 +73,11 @@ pub fn render_files(files: &[impl AsRef<Path>]) -> Result<String, Error> {
             ),
         })?;
     validate_platform(&platform)?;
+    // The API server would refuse these Plugins: so does render (full CEL rules).
+    let name = platform.metadata.name.clone().unwrap_or_default();
+    for plugin in plugins.iter().filter(|p| p.spec.platform_ref == name) {
+        validate_plugin(plugin, &name)?;
+    }
     let state = build(&platform, &plugins)?;
     let mut out = String::new();
     for object in &state.objects {
