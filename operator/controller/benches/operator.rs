@@ -75,6 +75,19 @@ fn bench_build() {
         state.objects.len(),
         summary(samples, "µs")
     );
+
+    // The validation that precedes the build in every reconcile (client-side CEL + CIDRs).
+    let samples = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            validate_platform(std::hint::black_box(&platform)).unwrap();
+            started.elapsed()
+        })
+        .collect();
+    println!(
+        "validate step (CEL rules, client-side): {}",
+        summary(samples, "ms")
+    );
 }
 
 async fn bench_reconcile() {
