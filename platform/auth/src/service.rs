@@ -236,13 +236,14 @@ fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 impl Auth {
-    /// Builds the service and loads its caches (making the first signing key if there is none).
-    pub async fn start(
+    /// Builds the service without touching the database (the server builds it before the
+    /// migrations have run); [`Auth::init`] then loads the caches.
+    pub fn new(
         db: Database,
         settings: AuthSettings,
         directory: Arc<dyn PractitionerLookup>,
-    ) -> Result<Arc<Auth>> {
-        let auth = Arc::new(Auth {
+    ) -> Arc<Auth> {
+        Arc::new(Auth {
             db,
             settings,
             directory,
@@ -251,9 +252,23 @@ impl Auth {
             grants: RwLock::new(HashMap::new()),
             validated: RwLock::new(HashMap::new()),
             last_key_reload_s: AtomicI64::new(0),
-        });
-        auth.rotate_keys().await?;
-        auth.refresh().await?;
+        })
+    }
+
+    /// Makes the first signing key if there is none and loads the caches.
+    pub async fn init(&self) -> Result<()> {
+        self.rotate_keys().await?;
+        self.refresh().await
+    }
+
+    /// [`Auth::new`] then [`Auth::init`].
+    pub async fn start(
+        db: Database,
+        settings: AuthSettings,
+        directory: Arc<dyn PractitionerLookup>,
+    ) -> Result<Arc<Auth>> {
+        let auth = Auth::new(db, settings, directory);
+        auth.init().await?;
         Ok(auth)
     }
 
@@ -270,7 +285,7 @@ impl Auth {
                 if let Err(e) = auth.refresh().await {
                     tracing::warn!(error = %e, "auth caches not refreshed");
                 }
-                if n % 60 == 0
+                if n.is_multiple_of(60)
                     && let Err(e) = auth.rotate_keys().await
                 {
                     tracing::warn!(error = %e, "signing key rotation failed");

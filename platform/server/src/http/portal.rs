@@ -89,10 +89,11 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn require_session(p: &Principal) -> Result<&megalis_auth::principal::SessionRef, Response> {
+/// The session of a signed-in user, or the redirect to the login page.
+fn require_session(p: &Principal) -> Result<&megalis_auth::principal::SessionRef, Box<Response>> {
     match (&p.kind, &p.session) {
         (PrincipalKind::User, Some(s)) => Ok(s),
-        _ => Err(Redirect::to("/login").into_response()),
+        _ => Err(Box::new(Redirect::to("/login").into_response())),
     }
 }
 
@@ -135,7 +136,7 @@ async fn home(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     let t = texts(&q, &headers);
     let apps = state.auth.launcher(&principal).await.map_err(auth_error)?;
@@ -299,7 +300,7 @@ async fn logout(
 ) -> Result<Response, ApiError> {
     let s = match require_session(&principal) {
         Ok(s) => s.clone(),
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     check_csrf(&principal, &form.csrf)?;
     session::delete_by_hash(&state.auth.db, &s.id_hash)
@@ -353,7 +354,7 @@ async fn profile(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     profile_page(
         &state,
@@ -375,7 +376,7 @@ async fn totp_begin(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     check_csrf(&principal, &form.csrf)?;
     let account = account::by_id(&state.auth.db, &principal.subject)
@@ -424,7 +425,7 @@ async fn totp_confirm(
 ) -> Result<Response, ApiError> {
     let s = match require_session(&principal) {
         Ok(s) => s.clone(),
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(*r),
     };
     check_csrf(&principal, &form.csrf)?;
     let t = texts(&q, &headers);
@@ -526,7 +527,7 @@ async fn admin_accounts(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     require_admin(&principal)?;
     accounts_page(&state, &principal, texts(&q, &headers), None, None).await
@@ -558,7 +559,7 @@ async fn admin_add_account(
     Form(form): Form<NewAccountForm>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     require_admin(&principal)?;
     check_csrf(&principal, &form.csrf)?;
@@ -621,7 +622,7 @@ async fn admin_account_status(
     Form(form): Form<StatusForm>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     require_admin(&principal)?;
     check_csrf(&principal, &form.csrf)?;
@@ -696,7 +697,7 @@ async fn admin_grants(
     Query(q): Query<LangQuery>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     require_admin(&principal)?;
     grants_page(&state, &principal, texts(&q, &headers), None, None).await
@@ -722,7 +723,7 @@ async fn change_grant(
     add: bool,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     require_admin(&principal)?;
     check_csrf(&principal, &form.csrf)?;
@@ -793,7 +794,7 @@ async fn application(
     axum::extract::Path(application): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     if let Err(r) = require_session(&principal) {
-        return Ok(r);
+        return Ok(*r);
     }
     super::auth_glue::require_application(&state, &audit, &principal, &application).await?;
     Err(ApiError::new(

@@ -1,0 +1,146 @@
+//! Authentication throughput (issue 3 goals, per core): password logins at OWASP argon2id
+//! parameters (≥ 30/s), client-credentials grants (≥ 1,500/s), access-token validations including
+//! the revocation check (≥ 20,000/s). In-process, on an SQLite database in a temporary
+//! directory; HTTP and TLS are not included.
+//!
+//! `cargo bench -p megalis-auth --bench auth`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use megalis_auth::oidc::{self, GrantType, NewClient};
+use megalis_auth::service::TokenRequest;
+use megalis_auth::{
+    AccountKind, Auth, AuthSettings, LoginOutcome, NewAccount, PractitionerInfo, StaticDirectory,
+    account,
+};
+use megalis_store::{Database, PoolSettings};
+
+const PASSWORD: &str = "Ty-Kreiz-Kemper-29!";
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(&Database::default_url(dir.path()), &PoolSettings::default()).unwrap();
+    db.migrate().await.unwrap();
+    let directory = Arc::new(StaticDirectory::new([PractitionerInfo {
+        national_id: "810001234567".into(),
+        family_name: "Le Goff".into(),
+        given_name: "Anne".into(),
+        profession: Some("10".into()),
+        specialty: None,
+        organisations: vec!["359999001".into()],
+    }]));
+    let mut settings = AuthSettings::new("https://megalis.bench");
+    settings.max_failures = i64::MAX;
+    let auth = Auth::start(db.clone(), settings, directory).await.unwrap();
+    account::create(
+        &db,
+        &NewAccount {
+            username: "alegoff".into(),
+            kind: AccountKind::Professional,
+            national_id: Some("810001234567".into()),
+            organisation: None,
+            display_name: "Dr Anne Le Goff".into(),
+            roles: vec![],
+            password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .unwrap();
+    oidc::add_client(
+        &db,
+        &NewClient {
+            id: "sih-chu".into(),
+            name: "SIH".into(),
+            secret: SECRET.into(),
+            grant_types: vec![GrantType::ClientCredentials],
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            scopes: vec!["system/Patient.rs".into()],
+            launch_url: None,
+        },
+    )
+    .await
+    .unwrap();
+    println!("cores available: {cores}");
+
+    // 1. Password logins: one concurrent login per core, for about 5 seconds.
+    let started = Instant::now();
+    let window = Duration::from_secs(5);
+    let mut tasks = vec![];
+    for _ in 0..cores {
+        let auth = auth.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < window {
+                match auth
+                    .password_login("alegoff", PASSWORD, None)
+                    .await
+                    .unwrap()
+                {
+                    LoginOutcome::Success { .. } => n += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            n
+        }));
+    }
+    let mut logins = 0;
+    for t in tasks {
+        logins += t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "password logins (argon2id m=19456 KiB, t=2, p=1, {cores} concurrent): {:.1}/s total, {:.1}/s per core",
+        rate(logins, elapsed),
+        rate(logins, elapsed) / cores as f64
+    );
+
+    // 2. Client-credentials grants: client authentication (database read, secret check) and one
+    //    ES256 signature, one core.
+    let req = TokenRequest {
+        grant_type: "client_credentials".into(),
+        ..Default::default()
+    };
+    let n = 20_000u64;
+    let started = Instant::now();
+    let mut last = String::new();
+    for _ in 0..n {
+        let client = auth.authenticate_client("sih-chu", SECRET).await.unwrap();
+        last = auth.token(&client, &req).await.unwrap().access_token;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "client-credentials grants (one task): {:.0}/s",
+        rate(n, elapsed)
+    );
+
+    // 3. Token validations including the revocation list and grant checks, one core.
+    //    (a) cold: every token is new, so its ES256 signature is verified;
+    let client = auth.authenticate_client("sih-chu", SECRET).await.unwrap();
+    let tokens: Vec<String> = (0..5_000)
+        .map(|_| auth.client_credentials(&client, &req).unwrap().access_token)
+        .collect();
+    let started = Instant::now();
+    for t in &tokens {
+        auth.validate_access_token(t).unwrap();
+    }
+    let cold = rate(tokens.len() as u64, started.elapsed());
+    //    (b) warm: a token already verified once (a client reusing its token).
+    let n = 1_000_000u64;
+    let started = Instant::now();
+    for _ in 0..n {
+        auth.validate_access_token(&last).unwrap();
+    }
+    let warm = rate(n, started.elapsed());
+    println!(
+        "access-token validations (one thread): {cold:.0}/s with signature verification, {warm:.0}/s for an already-verified token"
+    );
+}
