@@ -35,15 +35,15 @@ pub(crate) struct MergeRow {
     pub unmerged: bool,
 }
 
-pub(crate) trait IndexTx {
+pub(crate) trait IndexTx: Send {
     /// Serialises identity writers (PostgreSQL row lock; SQLite already holds the write lock).
-    async fn lock(&mut self) -> Result<()>;
-    async fn next_seq(&mut self) -> Result<i64>;
-    async fn source(&mut self, id: &SourceId) -> Result<Option<StoredSource>>;
-    async fn candidates(&mut self, keys: &[String]) -> Result<Vec<Candidate>>;
-    async fn insert_patient(&mut self, regional_id: &str, seq: i64, now: i64) -> Result<()>;
+    fn lock(&mut self) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn next_seq(&mut self) -> impl std::future::Future<Output = Result<i64>> + Send;
+    fn source(&mut self, id: &SourceId) -> impl std::future::Future<Output = Result<Option<StoredSource>>> + Send;
+    fn candidates(&mut self, keys: &[String]) -> impl std::future::Future<Output = Result<Vec<Candidate>>> + Send;
+    fn insert_patient(&mut self, regional_id: &str, seq: i64, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
     #[allow(clippy::too_many_arguments)]
-    async fn write_source(
+    fn write_source(
         &mut self,
         id: &SourceId,
         regional_id: &str,
@@ -53,34 +53,34 @@ pub(crate) trait IndexTx {
         version: i64,
         change: &str,
         now: i64,
-    ) -> Result<()>;
-    async fn set_keys(&mut self, id: &SourceId, keys: &[String]) -> Result<()>;
-    async fn sources_of(&mut self, regional_id: &str) -> Result<Vec<String>>;
-    async fn source_ids_of(&mut self, regional_id: &str) -> Result<Vec<SourceId>>;
-    async fn relink(
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn set_keys(&mut self, id: &SourceId, keys: &[String]) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn sources_of(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Vec<String>>> + Send;
+    fn source_ids_of(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Vec<SourceId>>> + Send;
+    fn relink(
         &mut self,
         id: &SourceId,
         regional_id: &str,
         change: &str,
         now: i64,
-    ) -> Result<()>;
-    async fn save_golden(
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn save_golden(
         &mut self,
         regional_id: &str,
         status: &str,
         golden: &str,
         now: i64,
-    ) -> Result<()>;
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     /// `(merged_into)` of an existing patient, `None` when the patient does not exist.
-    async fn patient_state(&mut self, regional_id: &str) -> Result<Option<Option<String>>>;
-    async fn set_merged_into(
+    fn patient_state(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Option<Option<String>>>> + Send;
+    fn set_merged_into(
         &mut self,
         regional_id: &str,
         into: Option<&str>,
         now: i64,
-    ) -> Result<()>;
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     #[allow(clippy::too_many_arguments)]
-    async fn insert_review(
+    fn insert_review(
         &mut self,
         id: &SourceId,
         candidate: &str,
@@ -88,34 +88,34 @@ pub(crate) trait IndexTx {
         levels: &str,
         reason: &str,
         now: i64,
-    ) -> Result<i64>;
-    async fn review(&mut self, id: i64) -> Result<Option<ReviewRow>>;
-    async fn close_review(&mut self, id: i64, state: &str, by: &str, now: i64) -> Result<()>;
-    async fn is_distinct(&mut self, a: &str, b: &str) -> Result<bool>;
-    async fn insert_distinct(&mut self, a: &str, b: &str, by: &str, now: i64) -> Result<()>;
-    async fn insert_merge(
+    ) -> impl std::future::Future<Output = Result<i64>> + Send;
+    fn review(&mut self, id: i64) -> impl std::future::Future<Output = Result<Option<ReviewRow>>> + Send;
+    fn close_review(&mut self, id: i64, state: &str, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn is_distinct(&mut self, a: &str, b: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
+    fn insert_distinct(&mut self, a: &str, b: &str, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn insert_merge(
         &mut self,
         survivor: &str,
         merged: &str,
         moved: &str,
         by: &str,
         now: i64,
-    ) -> Result<i64>;
-    async fn merge_row(&mut self, id: i64) -> Result<Option<MergeRow>>;
-    async fn set_unmerged(&mut self, id: i64, by: &str, now: i64) -> Result<()>;
-    async fn hl7_ack(&mut self, sender: &str, control_id: &str) -> Result<Option<String>>;
-    async fn put_hl7_ack(
+    ) -> impl std::future::Future<Output = Result<i64>> + Send;
+    fn merge_row(&mut self, id: i64) -> impl std::future::Future<Output = Result<Option<MergeRow>>> + Send;
+    fn set_unmerged(&mut self, id: i64, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn hl7_ack(&mut self, sender: &str, control_id: &str) -> impl std::future::Future<Output = Result<Option<String>>> + Send;
+    fn put_hl7_ack(
         &mut self,
         sender: &str,
         control_id: &str,
         ack: &str,
         now: i64,
-    ) -> Result<()>;
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
 }
 
 macro_rules! impl_index_tx {
     ($db:ty, $lock:expr) => {
-        impl IndexTx for sqlx::Transaction<'static, $db> {
+        impl<'t> IndexTx for sqlx::Transaction<'t, $db> {
             async fn lock(&mut self) -> Result<()> {
                 if let Some(sql) = $lock {
                     sqlx::query(sql).execute(&mut **self).await?;

@@ -10,6 +10,7 @@
 
 mod db;
 pub mod hl7;
+pub mod mllp;
 
 use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome};
 use megalis_identity::matching::{Decision, MatchConfig, MatchRecord, blocking_keys};
