@@ -39,9 +39,20 @@ pub(crate) trait IndexTx: Send {
     /// Serialises identity writers (PostgreSQL row lock; SQLite already holds the write lock).
     fn lock(&mut self) -> impl std::future::Future<Output = Result<()>> + Send;
     fn next_seq(&mut self) -> impl std::future::Future<Output = Result<i64>> + Send;
-    fn source(&mut self, id: &SourceId) -> impl std::future::Future<Output = Result<Option<StoredSource>>> + Send;
-    fn candidates(&mut self, keys: &[String]) -> impl std::future::Future<Output = Result<Vec<Candidate>>> + Send;
-    fn insert_patient(&mut self, regional_id: &str, seq: i64, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn source(
+        &mut self,
+        id: &SourceId,
+    ) -> impl std::future::Future<Output = Result<Option<StoredSource>>> + Send;
+    fn candidates(
+        &mut self,
+        keys: &[String],
+    ) -> impl std::future::Future<Output = Result<Vec<Candidate>>> + Send;
+    fn insert_patient(
+        &mut self,
+        regional_id: &str,
+        seq: i64,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     #[allow(clippy::too_many_arguments)]
     fn write_source(
         &mut self,
@@ -54,9 +65,19 @@ pub(crate) trait IndexTx: Send {
         change: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
-    fn set_keys(&mut self, id: &SourceId, keys: &[String]) -> impl std::future::Future<Output = Result<()>> + Send;
-    fn sources_of(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Vec<String>>> + Send;
-    fn source_ids_of(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Vec<SourceId>>> + Send;
+    fn set_keys(
+        &mut self,
+        id: &SourceId,
+        keys: &[String],
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn sources_of(
+        &mut self,
+        regional_id: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<String>>> + Send;
+    fn source_ids_of(
+        &mut self,
+        regional_id: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<SourceId>>> + Send;
     fn relink(
         &mut self,
         id: &SourceId,
@@ -72,7 +93,10 @@ pub(crate) trait IndexTx: Send {
         now: i64,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
     /// `(merged_into)` of an existing patient, `None` when the patient does not exist.
-    fn patient_state(&mut self, regional_id: &str) -> impl std::future::Future<Output = Result<Option<Option<String>>>> + Send;
+    fn patient_state(
+        &mut self,
+        regional_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<Option<String>>>> + Send;
     fn set_merged_into(
         &mut self,
         regional_id: &str,
@@ -89,10 +113,29 @@ pub(crate) trait IndexTx: Send {
         reason: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<i64>> + Send;
-    fn review(&mut self, id: i64) -> impl std::future::Future<Output = Result<Option<ReviewRow>>> + Send;
-    fn close_review(&mut self, id: i64, state: &str, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
-    fn is_distinct(&mut self, a: &str, b: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
-    fn insert_distinct(&mut self, a: &str, b: &str, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn review(
+        &mut self,
+        id: i64,
+    ) -> impl std::future::Future<Output = Result<Option<ReviewRow>>> + Send;
+    fn close_review(
+        &mut self,
+        id: i64,
+        state: &str,
+        by: &str,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn is_distinct(
+        &mut self,
+        a: &str,
+        b: &str,
+    ) -> impl std::future::Future<Output = Result<bool>> + Send;
+    fn insert_distinct(
+        &mut self,
+        a: &str,
+        b: &str,
+        by: &str,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     fn insert_merge(
         &mut self,
         survivor: &str,
@@ -101,9 +144,21 @@ pub(crate) trait IndexTx: Send {
         by: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<i64>> + Send;
-    fn merge_row(&mut self, id: i64) -> impl std::future::Future<Output = Result<Option<MergeRow>>> + Send;
-    fn set_unmerged(&mut self, id: i64, by: &str, now: i64) -> impl std::future::Future<Output = Result<()>> + Send;
-    fn hl7_ack(&mut self, sender: &str, control_id: &str) -> impl std::future::Future<Output = Result<Option<String>>> + Send;
+    fn merge_row(
+        &mut self,
+        id: i64,
+    ) -> impl std::future::Future<Output = Result<Option<MergeRow>>> + Send;
+    fn set_unmerged(
+        &mut self,
+        id: i64,
+        by: &str,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn hl7_ack(
+        &mut self,
+        sender: &str,
+        control_id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<String>>> + Send;
     fn put_hl7_ack(
         &mut self,
         sender: &str,

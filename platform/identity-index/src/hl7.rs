@@ -25,7 +25,11 @@ pub struct Hl7Error {
 }
 
 fn err(code: u16, location: &str, reason: impl Into<String>) -> Hl7Error {
-    Hl7Error { code, location: location.to_string(), reason: reason.into() }
+    Hl7Error {
+        code,
+        location: location.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Delimiters declared in MSH-1 and MSH-2.
@@ -52,28 +56,65 @@ impl Message {
             return Err(err(100, "MSH", format!("message over {MAX_MESSAGE} bytes")));
         }
         if !text.starts_with("MSH") {
-            return Err(err(100, "MSH", "the message must start with an MSH segment"));
+            return Err(err(
+                100,
+                "MSH",
+                "the message must start with an MSH segment",
+            ));
         }
         let mut chars = text[3..].chars();
-        let field = chars.next().ok_or_else(|| err(100, "MSH-1", "missing field separator"))?;
+        let field = chars
+            .next()
+            .ok_or_else(|| err(100, "MSH-1", "missing field separator"))?;
         let enc: Vec<char> = chars.take(4).collect();
-        let all = [field, *enc.first().unwrap_or(&'a'), *enc.get(1).unwrap_or(&'a'), *enc.get(2).unwrap_or(&'a'), *enc.get(3).unwrap_or(&'a')];
+        let all = [
+            field,
+            *enc.first().unwrap_or(&'a'),
+            *enc.get(1).unwrap_or(&'a'),
+            *enc.get(2).unwrap_or(&'a'),
+            *enc.get(3).unwrap_or(&'a'),
+        ];
         let distinct = all.iter().enumerate().all(|(i, c)| !all[..i].contains(c));
-        if enc.len() < 4 || !distinct || all.iter().any(|c| c.is_alphanumeric() || c.is_whitespace()) {
-            return Err(err(102, "MSH-2", "encoding characters must be 4 distinct delimiters, e.g. ^~\\&"));
+        if enc.len() < 4
+            || !distinct
+            || all.iter().any(|c| c.is_alphanumeric() || c.is_whitespace())
+        {
+            return Err(err(
+                102,
+                "MSH-2",
+                "encoding characters must be 4 distinct delimiters, e.g. ^~\\&",
+            ));
         }
-        let delimiters = Delimiters { field, component: enc[0], repetition: enc[1], escape: enc[2], subcomponent: enc[3] };
+        let delimiters = Delimiters {
+            field,
+            component: enc[0],
+            repetition: enc[1],
+            escape: enc[2],
+            subcomponent: enc[3],
+        };
         let mut segments = Vec::new();
         for (i, line) in text.split(['\r', '\n']).enumerate() {
             if line.is_empty() {
                 continue;
             }
             if line.len() > MAX_SEGMENT {
-                return Err(err(100, &format!("segment {}", i + 1), format!("segment over {MAX_SEGMENT} bytes")));
+                return Err(err(
+                    100,
+                    &format!("segment {}", i + 1),
+                    format!("segment over {MAX_SEGMENT} bytes"),
+                ));
             }
             let id = line.get(..3).unwrap_or("");
-            if id.len() != 3 || !id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
-                return Err(err(100, &format!("segment {}", i + 1), "a segment starts with a 3-character identifier"));
+            if id.len() != 3
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
+                return Err(err(
+                    100,
+                    &format!("segment {}", i + 1),
+                    "a segment starts with a 3-character identifier",
+                ));
             }
             let mut fields: Vec<String> = line.split(field).map(str::to_string).collect();
             if id == "MSH" {
@@ -82,32 +123,54 @@ impl Message {
             }
             segments.push(fields);
         }
-        Ok(Message { delimiters, segments })
+        Ok(Message {
+            delimiters,
+            segments,
+        })
     }
 
     /// The first segment with this identifier.
     pub fn segment(&self, id: &str) -> Option<&[String]> {
-        self.segments.iter().find(|s| s[0] == id).map(|s| s.as_slice())
+        self.segments
+            .iter()
+            .find(|s| s[0] == id)
+            .map(|s| s.as_slice())
     }
 
     /// Raw field `n` (HL7 numbering) of the first `id` segment; empty when absent.
     pub fn field(&self, id: &str, n: usize) -> &str {
-        self.segment(id).and_then(|s| s.get(n)).map(String::as_str).unwrap_or("")
+        self.segment(id)
+            .and_then(|s| s.get(n))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     pub fn repetitions<'a>(&self, raw: &'a str) -> Vec<&'a str> {
-        raw.split(self.delimiters.repetition).filter(|r| !r.is_empty()).collect()
+        raw.split(self.delimiters.repetition)
+            .filter(|r| !r.is_empty())
+            .collect()
     }
 
     /// Component `n` (1-based) of a raw field repetition, unescaped.
     pub fn component(&self, raw: &str, n: usize) -> String {
-        self.unescape(raw.split(self.delimiters.component).nth(n - 1).unwrap_or(""))
+        self.unescape(
+            raw.split(self.delimiters.component)
+                .nth(n - 1)
+                .unwrap_or(""),
+        )
     }
 
     /// Subcomponent `s` of component `n`, unescaped.
     pub fn subcomponent(&self, raw: &str, n: usize, s: usize) -> String {
-        let c = raw.split(self.delimiters.component).nth(n - 1).unwrap_or("");
-        self.unescape(c.split(self.delimiters.subcomponent).nth(s - 1).unwrap_or(""))
+        let c = raw
+            .split(self.delimiters.component)
+            .nth(n - 1)
+            .unwrap_or("");
+        self.unescape(
+            c.split(self.delimiters.subcomponent)
+                .nth(s - 1)
+                .unwrap_or(""),
+        )
     }
 
     /// Replaces the escape sequences `\F\ \S\ \T\ \R\ \E\` by the delimiters they stand for.
@@ -145,7 +208,11 @@ impl Message {
 
     /// Sending application and facility (MSH-3, MSH-4), the key of the sender's bindings.
     pub fn sender(&self) -> String {
-        format!("{}|{}", self.component(self.field("MSH", 3), 1), self.component(self.field("MSH", 4), 1))
+        format!(
+            "{}|{}",
+            self.component(self.field("MSH", 3), 1),
+            self.component(self.field("MSH", 4), 1)
+        )
     }
 
     /// The trigger event of MSH-9 (`A01`…).
@@ -167,8 +234,13 @@ fn identity_status(m: &Message) -> Result<(IdentityStatus, Attributes), Hl7Error
             "HOMON" => attributes.homonym = true,
             "" | "VIDE" => {}
             code => {
-                status = IdentityStatus::parse(code)
-                    .map_err(|_| err(103, "PID-32", format!("unknown identity reliability code {code:?}")))?
+                status = IdentityStatus::parse(code).map_err(|_| {
+                    err(
+                        103,
+                        "PID-32",
+                        format!("unknown identity reliability code {code:?}"),
+                    )
+                })?
             }
         }
     }
@@ -189,29 +261,57 @@ fn parse_date(s: &str) -> Result<Date, Hl7Error> {
 /// A CX identifier of PID-3 or MRG-1: `(id, authority OID or namespace, type code)`.
 fn cx(m: &Message, rep: &str) -> (String, String, String) {
     let oid = m.subcomponent(rep, 4, 2);
-    let authority = if oid.is_empty() { m.subcomponent(rep, 4, 1) } else { oid };
+    let authority = if oid.is_empty() {
+        m.subcomponent(rep, 4, 1)
+    } else {
+        oid
+    };
     (m.component(rep, 1), authority, m.component(rep, 5))
 }
 
 /// The local identifier (IPP, type PI) of a CX list, checked against the sender's bindings.
-fn local_id(m: &Message, raw: &str, location: &str, allowed: &[String]) -> Result<SourceId, Hl7Error> {
+fn local_id(
+    m: &Message,
+    raw: &str,
+    location: &str,
+    allowed: &[String],
+) -> Result<SourceId, Hl7Error> {
     for rep in m.repetitions(raw) {
         let (id, authority, kind) = cx(m, rep);
         if kind == "PI" || kind.is_empty() && authority != megalis_identity::ins::OID_NIR {
             if id.is_empty() || authority.is_empty() {
-                return Err(err(101, location, "the local identifier needs an id and an assigning authority"));
+                return Err(err(
+                    101,
+                    location,
+                    "the local identifier needs an id and an assigning authority",
+                ));
             }
             if !allowed.contains(&authority) {
-                return Err(err(204, location, format!("this sender may not feed identifiers of {authority}")));
+                return Err(err(
+                    204,
+                    location,
+                    format!("this sender may not feed identifiers of {authority}"),
+                ));
             }
-            return Ok(SourceId { authority, local_id: id });
+            return Ok(SourceId {
+                authority,
+                local_id: id,
+            });
         }
     }
-    Err(err(101, location, "no local identifier (type PI) in the list"))
+    Err(err(
+        101,
+        location,
+        "no local identifier (type PI) in the list",
+    ))
 }
 
 /// The source record carried by PID.
-pub fn source_record(m: &Message, allowed: &[String], test_mode: bool) -> Result<SourceRecord, Hl7Error> {
+pub fn source_record(
+    m: &Message,
+    allowed: &[String],
+    test_mode: bool,
+) -> Result<SourceRecord, Hl7Error> {
     if m.segment("PID").is_none() {
         return Err(err(100, "PID", "missing PID segment"));
     }
@@ -220,7 +320,10 @@ pub fn source_record(m: &Message, allowed: &[String], test_mode: bool) -> Result
     for rep in m.repetitions(m.field("PID", 3)) {
         let (value, authority, kind) = cx(m, rep);
         if kind == "INS" || kind == "INS-NIR" || kind == "INS-NIA" {
-            ins = Some(Ins::parse(&value, &authority, test_mode).map_err(|e| err(102, "PID-3", e.to_string()))?);
+            ins = Some(
+                Ins::parse(&value, &authority, test_mode)
+                    .map_err(|e| err(102, "PID-3", e.to_string()))?,
+            );
         }
     }
     let (mut birth_name, mut used_name, mut first_first, mut others, mut used_first) =
@@ -240,15 +343,26 @@ pub fn source_record(m: &Message, allowed: &[String], test_mode: bool) -> Result
         }
     }
     if birth_name.is_empty() {
-        return Err(err(101, "PID-5", "missing birth name (PID-5 with name type L)"));
+        return Err(err(
+            101,
+            "PID-5",
+            "missing birth name (PID-5 with name type L)",
+        ));
     }
     // PAM-FR: PID-5.2 the first birth first name, PID-5.3 the others, separated by commas
     // (spaces belong to compound first names such as "Jean Pierre").
     let mut first_names = vec![first_first];
-    first_names.extend(others.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+    first_names.extend(
+        others
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    );
     first_names.retain(|n| !n.is_empty());
     let birth_date = parse_date(m.field("PID", 7))?;
-    let sex = Sex::parse_hl7(&m.component(m.field("PID", 8), 1)).map_err(|e| err(103, "PID-8", e.to_string()))?;
+    let sex = Sex::parse_hl7(&m.component(m.field("PID", 8), 1))
+        .map_err(|e| err(103, "PID-8", e.to_string()))?;
     let mut birthplace = None;
     for rep in m.repetitions(m.field("PID", 11)) {
         if m.component(rep, 7) == "BDL" {
@@ -260,7 +374,13 @@ pub fn source_record(m: &Message, allowed: &[String], test_mode: bool) -> Result
         id,
         ins,
         demographics: Demographics {
-            traits: StrictTraits { birth_name, birth_first_names: first_names, birth_date, sex, birthplace },
+            traits: StrictTraits {
+                birth_name,
+                birth_first_names: first_names,
+                birth_date,
+                sex,
+                birthplace,
+            },
             used_name,
             used_first_name: used_first,
             address: None,
@@ -276,10 +396,16 @@ pub fn source_record(m: &Message, allowed: &[String], test_mode: bool) -> Result
 pub fn changes(m: &Message, allowed: &[String], test_mode: bool) -> Result<Vec<Change>, Hl7Error> {
     let kind = m.component(m.field("MSH", 9), 1);
     if kind != "ADT" {
-        return Err(err(200, "MSH-9", format!("unsupported message type {kind:?}")));
+        return Err(err(
+            200,
+            "MSH-9",
+            format!("unsupported message type {kind:?}"),
+        ));
     }
     match m.trigger().as_str() {
-        "A01" | "A04" | "A05" | "A08" | "A28" | "A31" => Ok(vec![Change::Upsert(source_record(m, allowed, test_mode)?)]),
+        "A01" | "A04" | "A05" | "A08" | "A28" | "A31" => {
+            Ok(vec![Change::Upsert(source_record(m, allowed, test_mode)?)])
+        }
         "A40" => {
             let survivor = local_id(m, m.field("PID", 3), "PID-3", allowed)?;
             if m.segment("MRG").is_none() {
@@ -288,7 +414,11 @@ pub fn changes(m: &Message, allowed: &[String], test_mode: bool) -> Result<Vec<C
             let merged = local_id(m, m.field("MRG", 1), "MRG-1", allowed)?;
             Ok(vec![Change::MergeSources { survivor, merged }])
         }
-        other => Err(err(201, "MSH-9", format!("unsupported trigger event {other:?}"))),
+        other => Err(err(
+            201,
+            "MSH-9",
+            format!("unsupported trigger event {other:?}"),
+        )),
     }
 }
 
@@ -303,25 +433,51 @@ pub fn index_error(e: &IndexError) -> Hl7Error {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\E\\").replace('|', "\\F\\").replace('^', "\\S\\").replace('&', "\\T\\").replace('~', "\\R\\")
+    s.replace('\\', "\\E\\")
+        .replace('|', "\\F\\")
+        .replace('^', "\\S\\")
+        .replace('&', "\\T\\")
+        .replace('~', "\\R\\")
 }
 
 /// An acknowledgement (`AA`, `AE` or `AR`) of `message` (or of an unparsable one), with an ERR
 /// segment naming the location when there is an error. Always uses the standard delimiters.
-pub fn ack(message: Option<&Message>, code: &str, error: Option<&Hl7Error>, ack_id: &str) -> String {
+pub fn ack(
+    message: Option<&Message>,
+    code: &str,
+    error: Option<&Hl7Error>,
+    ack_id: &str,
+) -> String {
     let (app, facility, control, trigger) = match message {
-        Some(m) => (escape(&m.component(m.field("MSH", 3), 1)), escape(&m.component(m.field("MSH", 4), 1)), escape(&m.control_id()), escape(&m.trigger())),
+        Some(m) => (
+            escape(&m.component(m.field("MSH", 3), 1)),
+            escape(&m.component(m.field("MSH", 4), 1)),
+            escape(&m.control_id()),
+            escape(&m.trigger()),
+        ),
         None => (String::new(), String::new(), String::new(), String::new()),
     };
     let now = time::OffsetDateTime::now_utc();
-    let ts = format!("{:04}{:02}{:02}{:02}{:02}{:02}", now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second());
+    let ts = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
     let mut out = format!(
         "MSH|^~\\&|MEGALIS|MEGALIS|{app}|{facility}|{ts}||ACK^{trigger}^ACK|{ack_id}|P|2.5\rMSA|{code}|{control}\r"
     );
     if let Some(e) = error {
         let mut loc = e.location.splitn(2, '-');
         let (seg, field) = (loc.next().unwrap_or(""), loc.next().unwrap_or(""));
-        let location = if field.is_empty() { escape(seg) } else { format!("{}^1^{}", escape(seg), escape(field)) };
+        let location = if field.is_empty() {
+            escape(seg)
+        } else {
+            format!("{}^1^{}", escape(seg), escape(field))
+        };
         let text = match e.code {
             100 => "Segment sequence error",
             101 => "Required field missing",
@@ -332,7 +488,11 @@ pub fn ack(message: Option<&Message>, code: &str, error: Option<&Hl7Error>, ack_
             204 => "Unknown key identifier",
             _ => "Application internal error",
         };
-        out.push_str(&format!("ERR||{location}|{}^{text}^HL70357|E||||{}\r", e.code, escape(&e.reason)));
+        out.push_str(&format!(
+            "ERR||{location}|{}^{text}^HL70357|E||||{}\r",
+            e.code,
+            escape(&e.reason)
+        ));
     }
     out
 }
@@ -361,7 +521,10 @@ mod tests {
         assert_eq!(m.sender(), "DXCARE|CHU_RENNES");
         let r = source_record(&m, &[RENNES.to_string()], false).unwrap();
         assert_eq!(r.id.local_id, "IPP1");
-        assert_eq!(r.demographics.traits.birth_first_names, ["ANNE", "MARIE", "SOIZIC"]);
+        assert_eq!(
+            r.demographics.traits.birth_first_names,
+            ["ANNE", "MARIE", "SOIZIC"]
+        );
         assert_eq!(r.demographics.used_name.as_deref(), Some("MORVAN"));
         assert_eq!(r.demographics.traits.birthplace.as_deref(), Some("29019"));
         assert_eq!(r.status, IdentityStatus::Vali);
@@ -373,15 +536,51 @@ mod tests {
         let wrong_key = format!("{}00", &ins_ok[..13]);
         let allowed = [RENNES.to_string()];
         let cases: Vec<(String, &str, u16)> = vec![
-            (a28("M", "IPP1", &format!("~{wrong_key}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS")), "PID-3", 102),
-            (a28("M", "IPP1", &format!("~{ins_ok}^^^INS&1.2.250.1.213.1.4.10&ISO^INS")), "PID-3", 102),
-            (a28("M", "IPP1", "").replace("19690214", "19691314"), "PID-7", 102),
-            (a28("M", "IPP1", "").replace("LE GOFF^ANNE^MARIE,SOIZIC^^^^L~", ""), "PID-5", 101),
+            (
+                a28(
+                    "M",
+                    "IPP1",
+                    &format!("~{wrong_key}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"),
+                ),
+                "PID-3",
+                102,
+            ),
+            (
+                a28(
+                    "M",
+                    "IPP1",
+                    &format!("~{ins_ok}^^^INS&1.2.250.1.213.1.4.10&ISO^INS"),
+                ),
+                "PID-3",
+                102,
+            ),
+            (
+                a28("M", "IPP1", "").replace("19690214", "19691314"),
+                "PID-7",
+                102,
+            ),
+            (
+                a28("M", "IPP1", "").replace("LE GOFF^ANNE^MARIE,SOIZIC^^^^L~", ""),
+                "PID-5",
+                101,
+            ),
             (a28("M", "IPP1", "").replace("|F|", "|X|"), "PID-8", 103),
             (a28("M", "IPP1", "").replace("VALI", "SUPER"), "PID-32", 103),
-            (a28("M", "IPP1", "").replace(RENNES, "1.2.3.4"), "PID-3", 204),
-            (a28("M", "IPP1", "").replace("ADT^A28", "ADT^Z99"), "MSH-9", 201),
-            (a28("M", "IPP1", "").replace("ADT^A28", "ORU^R01"), "MSH-9", 200),
+            (
+                a28("M", "IPP1", "").replace(RENNES, "1.2.3.4"),
+                "PID-3",
+                204,
+            ),
+            (
+                a28("M", "IPP1", "").replace("ADT^A28", "ADT^Z99"),
+                "MSH-9",
+                201,
+            ),
+            (
+                a28("M", "IPP1", "").replace("ADT^A28", "ORU^R01"),
+                "MSH-9",
+                200,
+            ),
         ];
         for (text, location, code) in cases {
             let m = Message::parse(&text).unwrap();
@@ -392,14 +591,27 @@ mod tests {
             assert!(ack.contains(&format!("ERR||{seg}")), "{ack}");
         }
         // The right INS with the production OID is accepted.
-        let m = Message::parse(&a28("M", "IPP1", &format!("~{ins_ok}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"))).unwrap();
+        let m = Message::parse(&a28(
+            "M",
+            "IPP1",
+            &format!("~{ins_ok}^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.8&ISO^INS"),
+        ))
+        .unwrap();
         let r = source_record(&m, &allowed, false).unwrap();
         assert_eq!(r.ins.unwrap().as_str(), ins_ok);
     }
 
     #[test]
     fn framing_level_refusals() {
-        let cases = ["", "PID|1", "MSH", "MSH|^~", "MSH|^^\\&|", "MSHa^~\\&|", "MSH|^~\\&|\rpid|x"];
+        let cases = [
+            "",
+            "PID|1",
+            "MSH",
+            "MSH|^~",
+            "MSH|^^\\&|",
+            "MSHa^~\\&|",
+            "MSH|^~\\&|\rpid|x",
+        ];
         for text in cases {
             assert!(Message::parse(text).is_err(), "{text:?}");
         }

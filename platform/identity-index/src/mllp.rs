@@ -33,7 +33,11 @@ pub struct MllpSettings {
 static ACK_SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn ack_id() -> String {
-    format!("MEG{}-{}", std::process::id(), ACK_SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "MEG{}-{}",
+        std::process::id(),
+        ACK_SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Accepts connections until `shutdown` completes.
@@ -71,10 +75,23 @@ fn frame(ack: &str) -> Vec<u8> {
 }
 
 fn framing_error(reason: &str) -> String {
-    hl7::ack(None, "AR", Some(&Hl7Error { code: 100, location: "MSH".into(), reason: reason.into() }), &ack_id())
+    hl7::ack(
+        None,
+        "AR",
+        Some(&Hl7Error {
+            code: 100,
+            location: "MSH".into(),
+            reason: reason.into(),
+        }),
+        &ack_id(),
+    )
 }
 
-async fn connection(mut stream: TcpStream, index: PatientIndex, settings: Arc<MllpSettings>) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    index: PatientIndex,
+    settings: Arc<MllpSettings>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
@@ -106,14 +123,20 @@ async fn connection(mut stream: TcpStream, index: PatientIndex, settings: Arc<Ml
                 Some(start) => {
                     let junk: Vec<u8> = buf.drain(..start).collect();
                     if junk.iter().any(|b| !b.is_ascii_whitespace()) {
-                        stream.write_all(&frame(&framing_error("bytes outside an MLLP frame"))).await?;
+                        stream
+                            .write_all(&frame(&framing_error("bytes outside an MLLP frame")))
+                            .await?;
                     }
                 }
                 None => {
-                    if buf.iter().any(|b| !b.is_ascii_whitespace()) && buf.len() > hl7::MAX_MESSAGE {
-                        buf.clear();
-                        stream.write_all(&frame(&framing_error("bytes outside an MLLP frame"))).await?;
+                    // No frame starts in what we have: it is all outside a frame. Answer now
+                    // (the peer may be waiting for a reply) and drop it.
+                    if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                        stream
+                            .write_all(&frame(&framing_error("bytes outside an MLLP frame")))
+                            .await?;
                     }
+                    buf.clear();
                     break;
                 }
             }
@@ -127,7 +150,11 @@ async fn connection(mut stream: TcpStream, index: PatientIndex, settings: Arc<Ml
                 None if buf.len() > hl7::MAX_MESSAGE + 3 => {
                     buf.clear();
                     discarding = true;
-                    stream.write_all(&frame(&framing_error("frame over the maximum message size"))).await?;
+                    stream
+                        .write_all(&frame(&framing_error(
+                            "frame over the maximum message size",
+                        )))
+                        .await?;
                     break;
                 }
                 None => break,
@@ -148,23 +175,48 @@ pub async fn handle(body: &[u8], index: &PatientIndex, settings: &MllpSettings) 
     let m = &message;
     let reject = |code: &str, e: Hl7Error| hl7::ack(Some(m), code, Some(&e), &ack_id());
     if m.control_id().is_empty() {
-        return reject("AR", Hl7Error { code: 101, location: "MSH-10".into(), reason: "missing message control id".into() });
+        return reject(
+            "AR",
+            Hl7Error {
+                code: 101,
+                location: "MSH-10".into(),
+                reason: "missing message control id".into(),
+            },
+        );
     }
     let sender = m.sender();
     let Some(allowed) = settings.bindings.get(&sender) else {
-        return reject("AR", Hl7Error { code: 204, location: "MSH-3".into(), reason: format!("unknown sender {sender}") });
+        return reject(
+            "AR",
+            Hl7Error {
+                code: 204,
+                location: "MSH-3".into(),
+                reason: format!("unknown sender {sender}"),
+            },
+        );
     };
     let changes = match hl7::changes(m, allowed, settings.test_mode) {
         Ok(c) => c,
         Err(e) => {
-            let code = if matches!(e.code, 100 | 200 | 201) { "AR" } else { "AE" };
+            let code = if matches!(e.code, 100 | 200 | 201) {
+                "AR"
+            } else {
+                "AE"
+            };
             return reject(code, e);
         }
     };
     let aa = hl7::ack(Some(m), "AA", None, &ack_id());
     let control_id = m.control_id();
-    let key = MessageKey { sender: &sender, control_id: &control_id, ack: &aa };
-    match index.apply(&Actor::new(format!("hl7:{sender}")), &changes, Some(key)).await {
+    let key = MessageKey {
+        sender: &sender,
+        control_id: &control_id,
+        ack: &aa,
+    };
+    match index
+        .apply(&Actor::new(format!("hl7:{sender}")), &changes, Some(key))
+        .await
+    {
         Ok(Applied::Done(_)) => aa,
         Ok(Applied::Duplicate(stored)) => stored,
         Err(e) => {

@@ -45,7 +45,10 @@ fn framed(msg: &str) -> Vec<u8> {
 }
 
 fn msa(ack: &str) -> String {
-    ack.split('\r').find(|s| s.starts_with("MSA|")).unwrap().to_string()
+    ack.split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -71,8 +74,15 @@ async fn identity_feed_over_mllp() {
         let mut c = TcpStream::connect(addr).await.unwrap();
         let first = exchange(&mut c, &framed(&a28("M1", "IPP1", "ANNE"))).await;
         assert_eq!(msa(&first), "MSA|AA|M1");
-        let ipp1 = SourceId { authority: RENNES.into(), local_id: "IPP1".into() };
-        let patient = index.patient_of(&ipp1).await.unwrap().expect("applied before AA");
+        let ipp1 = SourceId {
+            authority: RENNES.into(),
+            local_id: "IPP1".into(),
+        };
+        let patient = index
+            .patient_of(&ipp1)
+            .await
+            .unwrap()
+            .expect("applied before AA");
 
         // Redelivery: the same acknowledgement, nothing applied again.
         let again = exchange(&mut c, &framed(&a28("M1", "IPP1", "ANNE"))).await;
@@ -82,11 +92,22 @@ async fn identity_feed_over_mllp() {
         // Garbage outside a frame, then an unknown trigger, then bad content: each answered,
         // and the connection still works afterwards.
         let junk = exchange(&mut c, b"hello\r\n").await;
-        assert!(junk.contains("MSA|AR|") && junk.contains("ERR||MSH|100"), "{junk}");
-        let z99 = exchange(&mut c, &framed(&a28("M2", "IPP2", "X").replace("ADT^A28", "ADT^Z99"))).await;
+        assert!(
+            junk.contains("MSA|AR|") && junk.contains("ERR||MSH|100"),
+            "{junk}"
+        );
+        let z99 = exchange(
+            &mut c,
+            &framed(&a28("M2", "IPP2", "X").replace("ADT^A28", "ADT^Z99")),
+        )
+        .await;
         assert_eq!(msa(&z99), "MSA|AR|M2");
         assert!(z99.contains("ERR||MSH^1^9|201"), "{z99}");
-        let date = exchange(&mut c, &framed(&a28("M3", "IPP3", "X").replace("19690214", "19690231"))).await;
+        let date = exchange(
+            &mut c,
+            &framed(&a28("M3", "IPP3", "X").replace("19690214", "19690231")),
+        )
+        .await;
         assert_eq!(msa(&date), "MSA|AE|M3");
         assert!(date.contains("ERR||PID^1^7|102"), "{date}");
         let a40 = format!(
@@ -96,11 +117,18 @@ async fn identity_feed_over_mllp() {
         let unknown = exchange(&mut c, &framed(&a40)).await;
         assert_eq!(msa(&unknown), "MSA|AE|M4");
         assert!(unknown.contains("ERR||MRG^1^1|204"), "{unknown}");
-        let other = exchange(&mut c, &framed(&a28("M5", "IPP1", "ANNE").replace(RENNES, "1.2.250.1.71.4.2.2.290000017"))).await;
+        let other = exchange(
+            &mut c,
+            &framed(&a28("M5", "IPP1", "ANNE").replace(RENNES, "1.2.250.1.71.4.2.2.290000017")),
+        )
+        .await;
         assert_eq!(msa(&other), "MSA|AE|M5");
         assert!(other.contains("ERR||PID^1^3|204"), "{other}");
         // Nothing of the rejected messages changed what was accepted.
-        assert_eq!(index.patient_of(&ipp1).await.unwrap(), Some(patient.clone()));
+        assert_eq!(
+            index.patient_of(&ipp1).await.unwrap(),
+            Some(patient.clone())
+        );
         assert_eq!(index.history(&ipp1).await.unwrap().len(), 1);
 
         // Eight connections at once, five messages each.
@@ -110,7 +138,11 @@ async fn identity_feed_over_mllp() {
                 let mut s = TcpStream::connect(addr).await.unwrap();
                 for i in 0..5 {
                     let id = format!("C{conn}-{i}");
-                    let ack = exchange(&mut s, &framed(&a28(&id, &format!("P{conn}-{i}"), "JEANNE"))).await;
+                    let ack = exchange(
+                        &mut s,
+                        &framed(&a28(&id, &format!("P{conn}-{i}"), "JEANNE")),
+                    )
+                    .await;
                     assert_eq!(msa(&ack), format!("MSA|AA|{id}"));
                 }
             }));
