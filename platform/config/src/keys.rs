@@ -395,4 +395,26 @@ pub static KEYS: &[Key] = &[
         Global,
         "How often plugins.toml is checked for changes",
     ),
+    key(
+        "mllp.listen",
+        Kind::SocketAddr,
+        Some("127.0.0.1:2575"),
+        Serve,
+        "HL7 v2 MLLP listener of the patient identity feed (IHE PAM-FR)",
+    ),
+    key(
+        "mllp.senders",
+        Kind::Path,
+        None,
+        Serve,
+        "TOML table binding each HL7 sender \"MSH-3|MSH-4\" to the assigning-authority OIDs it may \
+         feed [default: <data_dir>/mllp-senders.toml]",
+    ),
+    key(
+        "identity.test_ins",
+        Kind::Bool,
+        Some("false"),
+        Global,
+        "Accept INS under the test (.10) and demonstration (.11) OIDs (refused in production mode)",
+    ),
 ];

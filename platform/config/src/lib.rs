@@ -473,6 +473,12 @@ pub struct Settings {
     pub plugins_config: PathBuf,
     pub plugins_dir: PathBuf,
     pub plugins_max_instances: u32,
+    /// MLLP listener of the identity feed.
+    pub mllp_listen: SocketAddr,
+    /// Sender → assigning authorities bindings of the MLLP listener.
+    pub mllp_senders: PathBuf,
+    /// Accept test and demonstration INS OIDs (never in production).
+    pub identity_test_ins: bool,
     pub plugins_epoch_tick: Duration,
     pub plugins_max_memory: u64,
     pub plugins_default_memory: u64,
@@ -730,6 +736,18 @@ impl Settings {
             plugins_config: in_data_dir("plugins.config", "plugins.toml")?,
             plugins_dir: in_data_dir("plugins.dir", "plugins")?,
             plugins_max_instances: t.required("plugins.max_instances", positive_u32)?,
+            mllp_listen: t.required("mllp.listen", parse_socket_addr)?,
+            mllp_senders: in_data_dir("mllp.senders", "mllp-senders.toml")?,
+            identity_test_ins: {
+                let on = t.required("identity.test_ins", parse_bool)?;
+                if on && mode == Mode::Production {
+                    return Err(t.invalid(
+                        "identity.test_ins",
+                        "test and demonstration INS are never accepted in production mode",
+                    ));
+                }
+                on
+            },
             plugins_epoch_tick: t.required("plugins.epoch_tick", |s| {
                 parse_duration(s).and_then(|d| {
                     if d.is_zero() {
