@@ -69,8 +69,11 @@ impl ResourceType {
     }
 }
 
-/// Search parameters supported, per resource type: (name, FHIR type, documentation).
-pub const SEARCH_PARAMETERS: &[(ResourceType, &[(&str, &str, &str)])] = &[
+/// A supported search parameter: (name, FHIR type, documentation).
+pub type SearchParameter = (&'static str, &'static str, &'static str);
+
+/// Search parameters supported, per resource type.
+pub const SEARCH_PARAMETERS: &[(ResourceType, &[SearchParameter])] = &[
     (
         ResourceType::Practitioner,
         &[
@@ -135,7 +138,7 @@ pub const SEARCH_PARAMETERS: &[(ResourceType, &[(&str, &str, &str)])] = &[
     ),
 ];
 
-fn parameters_of(rt: ResourceType) -> &'static [(&'static str, &'static str, &'static str)] {
+fn parameters_of(rt: ResourceType) -> &'static [SearchParameter] {
     SEARCH_PARAMETERS
         .iter()
         .find(|(t, _)| *t == rt)

@@ -280,6 +280,10 @@ fn opt(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
+fn alphanumeric(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn all_digits(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -377,7 +381,7 @@ pub fn parse_row(line: u64, text: &str) -> Result<Row, RowError> {
     }
     for column in [21, 22] {
         let v = f[column];
-        if !v.is_empty() && !(v.len() == 9 && v.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        if !(v.is_empty() || alphanumeric(v, 9)) {
             return err(
                 column,
                 format!("{v:?}: a FINESS number is 9 characters"),
@@ -400,8 +404,7 @@ pub fn parse_row(line: u64, text: &str) -> Result<Row, RowError> {
     if !f[35].is_empty() && !all_digits(f[35], 5) {
         return err(35, format!("{:?}: a postcode is 5 digits", f[35]), id);
     }
-    if !f[36].is_empty() && !(f[36].len() == 5 && f[36].bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+    if !(f[36].is_empty() || alphanumeric(f[36], 5)) {
         return err(
             36,
             format!("{:?}: an INSEE commune code is 5 characters", f[36]),
