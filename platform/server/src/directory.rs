@@ -92,9 +92,8 @@ pub async fn import(settings: Settings, args: &ArgMatches) -> ExitCode {
     };
     let outcome = async {
         // Check the file before anything else: a wrong path should not wait for a database.
-        std::fs::File::open(&file).map_err(|e| {
-            ServerError::Fatal(format!("cannot read {}: {e}", file.display()))
-        })?;
+        std::fs::File::open(&file)
+            .map_err(|e| ServerError::Fatal(format!("cannot read {}: {e}", file.display())))?;
         prepare_data_dir(&settings)?;
         let db = open_database(&settings)?;
         db.migrate_when_available(Some(Duration::from_secs(60)))

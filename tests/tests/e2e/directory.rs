@@ -112,13 +112,21 @@ fn unreadable_files_and_wrong_headers_fail_with_a_message() {
     let data = dir.path().join("data");
     let o = import(&data, None, "/nonexistent/annuaire.txt");
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot read /nonexistent/annuaire.txt"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read /nonexistent/annuaire.txt"),
+        "{}",
+        stderr(&o)
+    );
 
     let wrong = dir.path().join("wrong.txt");
     std::fs::write(&wrong, "Identifiant;Nom;Prénom\n8;LE GALL;Yann\n").unwrap();
     let o = import(&data, None, wrong.to_str().unwrap());
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("header: 1 columns, expected 52"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("header: 1 columns, expected 52"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).is_empty());
 }
 
@@ -169,7 +177,8 @@ impl Fhir {
             .unwrap();
         let status = r.status().as_u16();
         assert_eq!(
-            r.headers()["content-type"], "application/fhir+json",
+            r.headers()["content-type"],
+            "application/fhir+json",
             "{path_and_query}"
         );
         let body: Value = r.json().await.unwrap();
@@ -235,12 +244,17 @@ async fn fhir_endpoint(postgres: bool) {
     assert_eq!(page1["entry"].as_array().unwrap().len(), 7);
     let next = link(&page1, "next").expect("next link");
     // Absolute, under the configured public URL (in test mode, the listener's own address).
-    let (public, query) = next.split_once("/fhir/Practitioner?").expect("absolute link");
+    let (public, query) = next
+        .split_once("/fhir/Practitioner?")
+        .expect("absolute link");
     assert!(public.starts_with("https://127.0.0.1:"), "{next}");
     assert!(link(&page1, "previous").is_none());
     let (_, page2) = f.get(&format!("/Practitioner?{query}")).await;
     assert_eq!(page2["entry"].as_array().unwrap().len(), 7);
-    assert_ne!(page1["entry"][0]["resource"]["id"], page2["entry"][0]["resource"]["id"]);
+    assert_ne!(
+        page1["entry"][0]["resource"]["id"],
+        page2["entry"][0]["resource"]["id"]
+    );
     assert!(link(&page2, "previous").unwrap().contains("_offset=0"));
     let (_, last) = f
         .get(&format!("/Practitioner?_count=7&_offset={}", total - 2))
@@ -253,7 +267,10 @@ async fn fhir_endpoint(postgres: bool) {
     let id = first["id"].as_str().unwrap().to_string();
     let (status, read) = f.get(&format!("/Practitioner/{id}")).await;
     assert_eq!(status, 200);
-    assert_eq!(read["identifier"][0]["system"], "urn:oid:1.2.250.1.71.4.2.1");
+    assert_eq!(
+        read["identifier"][0]["system"],
+        "urn:oid:1.2.250.1.71.4.2.1"
+    );
     assert_eq!(
         f.total(&format!(
             "/Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1%7C{id}"
@@ -264,21 +281,36 @@ async fn fhir_endpoint(postgres: bool) {
     let family = read["name"][0]["family"].as_str().unwrap().to_string();
     let folded: String = family.to_lowercase().replace(['é', 'è', 'ê'], "e");
     let by_family = f
-        .total(&format!("/Practitioner?family={}", folded.replace(' ', "%20")))
+        .total(&format!(
+            "/Practitioner?family={}",
+            folded.replace(' ', "%20")
+        ))
         .await;
     assert!(by_family >= 1);
     let (_, roles) = f
         .get(&format!("/PractitionerRole?practitioner=Practitioner/{id}"))
         .await;
     let role = roles["entry"][0]["resource"].clone();
-    assert_eq!(role["practitioner"]["reference"], format!("Practitioner/{id}"));
+    assert_eq!(
+        role["practitioner"]["reference"],
+        format!("Practitioner/{id}")
+    );
     if let Some(org) = role["organization"]["reference"].as_str() {
         let (status, organization) = f.get(&format!("/{org}")).await;
         assert_eq!(status, 200);
         assert!(organization["name"].is_string());
         let org_id = org.trim_start_matches("Organization/");
-        let word = organization["name"].as_str().unwrap().split(' ').next().unwrap();
-        assert!(f.total(&format!("/Organization?name={}", word.to_lowercase())).await >= 1);
+        let word = organization["name"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        assert!(
+            f.total(&format!("/Organization?name={}", word.to_lowercase()))
+                .await
+                >= 1
+        );
         assert!(
             f.total(&format!("/PractitionerRole?organization={org_id}"))
                 .await
@@ -303,7 +335,11 @@ async fn fhir_endpoint(postgres: bool) {
     ] {
         assert_eq!(f.total(attack).await, 0, "{attack}");
     }
-    assert_eq!(f.total("/Practitioner?_count=0").await, total, "table intact");
+    assert_eq!(
+        f.total("/Practitioner?_count=0").await,
+        total,
+        "table intact"
+    );
 
     // Errors are OperationOutcomes.
     for (path, status) in [
@@ -327,7 +363,8 @@ async fn fhir_endpoint(postgres: bool) {
     let (_, closed) = f.get(&format!("/Practitioner/{id}")).await;
     assert_eq!(closed["active"], false);
     assert_eq!(
-        f.total(&format!("/Practitioner?_id={id}&active=false")).await,
+        f.total(&format!("/Practitioner?_id={id}&active=false"))
+            .await,
         1
     );
 
