@@ -32,6 +32,12 @@ fn router() -> Router {
             SERVED.fetch_add(1000, Ordering::SeqCst);
             panic!("the probe traps on purpose")
         })
+        .get("/sleep/{ms}", |_, p| {
+            // Waits on the host's clock (wasi:clocks), holding its instance without using CPU.
+            let ms: u64 = p.get("ms").and_then(|m| m.parse().ok()).unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(Response::text("slept"))
+        })
         .get("/served", |_, _| {
             Ok(Response::text(SERVED.load(Ordering::SeqCst).to_string()))
         })
