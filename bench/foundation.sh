@@ -28,8 +28,9 @@ if want healthz; then
     echo "== GET /healthz over HTTPS (wrk, 1 thread, $duration per run, alternating rounds)"
     work="$(mktemp -d)"
     trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-    port_megalis=18443
-    port_hello=18444
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    port_megalis="$(free_port)"
+    port_hello="$(free_port)"
     "$bin" --data-dir "$work/data" --log-level warn serve --listen "127.0.0.1:$port_megalis" >/dev/null &
     for _ in $(seq 1 200); do curl -skf "https://127.0.0.1:$port_megalis/readyz" >/dev/null && break; sleep 0.05; done
     "$hello" "127.0.0.1:$port_hello" "$work/data/tls/self-signed-cert.pem" "$work/data/tls/self-signed-key.pem" >/dev/null &
