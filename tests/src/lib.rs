@@ -125,7 +125,11 @@ impl ServerBuilder {
         if let Some(url) = &self.database_url {
             cmd.args(["--database-url", url]);
         }
-        cmd.arg("serve").args(["--listen", &https.to_string()]);
+        // Every server gets its own MLLP port too, so that servers can run side by side.
+        let mllp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        cmd.arg("serve")
+            .args(["--listen", &https.to_string()])
+            .args(["--mllp-listen", &mllp.to_string()]);
         if let Some(p) = plain {
             cmd.args(["--plain-http-listen", &p.to_string()]);
         }
@@ -143,6 +147,7 @@ impl ServerBuilder {
             child: Some(child),
             https,
             plain,
+            mllp,
             data_dir,
             log_path,
             _tmp: tmp,
@@ -165,6 +170,8 @@ pub struct Server {
     child: Option<Child>,
     pub https: SocketAddr,
     pub plain: Option<SocketAddr>,
+    /// The HL7 MLLP listener of the identity feed.
+    pub mllp: SocketAddr,
     pub data_dir: PathBuf,
     log_path: PathBuf,
     _tmp: Option<tempfile::TempDir>,
