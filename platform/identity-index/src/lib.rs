@@ -43,6 +43,8 @@ pub enum IndexError {
     AlreadyUnmerged(i64),
     #[error("a patient cannot be merged with itself")]
     SelfMerge,
+    #[error("MLLP sender bindings {0}")]
+    Bindings(String),
     #[error("corrupt stored record: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

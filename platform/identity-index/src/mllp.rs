@@ -30,6 +30,23 @@ pub struct MllpSettings {
     pub test_mode: bool,
 }
 
+impl MllpSettings {
+    /// Reads the sender bindings: a TOML table `"<MSH-3>|<MSH-4>" = ["<OID>", …]`. An absent
+    /// file means no sender is bound (every message is refused with `AR`).
+    pub fn load(path: &std::path::Path, test_mode: bool) -> Result<Self, crate::IndexError> {
+        let bindings = match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str::<SenderBindings>(&text)
+                .map_err(|e| crate::IndexError::Bindings(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %path.display(), "no MLLP sender bindings: every HL7 sender will be refused");
+                SenderBindings::new()
+            }
+            Err(e) => return Err(crate::IndexError::Bindings(format!("{}: {e}", path.display()))),
+        };
+        Ok(MllpSettings { bindings, test_mode })
+    }
+}
+
 static ACK_SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn ack_id() -> String {

@@ -107,6 +107,12 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let mllp_listener = bind(settings.mllp_listen).await?;
+    let mllp_settings = megalis_identity_index::mllp::MllpSettings::load(
+        &settings.mllp_senders,
+        settings.identity_test_ins,
+    )
+    .map_err(|e| ServerError::Fatal(e.to_string()))?;
 
     let db = open_database(&settings)?;
     let key = SigningKey::load_or_create(&settings.audit_signing_key)?;
@@ -120,6 +126,14 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         Metrics::new(),
     );
     let app = http::router(state.clone());
+    // The identity feed. Until the migrations are done its messages are answered AE (code 207,
+    // the sender retries), never AA.
+    let identity = megalis_identity_index::PatientIndex::new(
+        db.clone(),
+        audit.clone(),
+        megalis_identity_index::IndexSettings::default(),
+    )
+    .map_err(|e| ServerError::Fatal(e.to_string()))?;
 
     // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.
     let fatal = CancellationToken::new();
@@ -184,6 +198,13 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         )));
     }
 
+    let mllp = tokio::spawn(megalis_identity_index::mllp::serve(
+        mllp_listener,
+        identity,
+        Arc::new(mllp_settings),
+        stop.clone().cancelled_owned(),
+    ));
+
     print_banner(&settings, &tls, &db);
 
     let reason = tokio::select! {
@@ -199,6 +220,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     for s in servers {
         let _ = s.await;
     }
+    let _ = mllp.await;
     migration.abort();
     if let Some(task) = auth_refresher.lock().expect("lock").take() {
         task.abort();
@@ -238,6 +260,7 @@ fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database
     if let Some(plain) = settings.plain_http_listen {
         println!("  HTTP (derrière un proxy) : {plain}");
     }
+    println!("  HL7 MLLP (identité) : {}", settings.mllp_listen);
     println!("  Certificat TLS SHA-256 : {}", tls.fingerprint);
     if let Some(path) = &tls.self_signed {
         println!("  (certificat auto-signé : {})", path.display());
