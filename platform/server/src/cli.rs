@@ -55,6 +55,7 @@ pub fn command() -> Command {
     )
     .subcommand(config)
     .subcommand(audit)
+    .subcommand(crate::plugins::command())
     .subcommand(crate::directory::command())
     .subcommand(crate::admin::command())
 }

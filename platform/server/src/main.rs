@@ -9,6 +9,7 @@ mod demo;
 mod directory;
 mod http;
 mod metrics;
+mod plugins;
 mod serve;
 
 use std::net::SocketAddr;
@@ -114,6 +115,7 @@ fn main() -> ExitCode {
         ["serve"] => runtime().block_on(serve::run(settings)),
         ["migrate"] => runtime().block_on(cli::migrate(settings)),
         ["audit", "verify"] => return runtime().block_on(cli::audit_verify(settings)),
+        ["plugin", sub] => return plugins::dispatch(sub, leaf, settings),
         ["admin", ..] => runtime().block_on(admin::run(&path, leaf, settings)),
         ["directory", "import"] => {
             return runtime().block_on(directory::import(settings, leaf));

@@ -98,6 +98,13 @@ impl Metrics {
             .set(i64::from(stats.max));
     }
 
+    /// Registers the plugin host's per-plugin collectors into this registry.
+    pub fn register_plugin_metrics(&self, plugins: &megalis_plugin_host::PluginMetrics) {
+        plugins
+            .register(&self.registry)
+            .expect("plugin metric names are unique");
+    }
+
     pub fn encode(&self) -> String {
         let mut buffer = Vec::new();
         TextEncoder::new()

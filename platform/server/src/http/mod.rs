@@ -45,6 +45,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Accounts, sessions, the OpenID Provider and per-application grants.
     pub auth: Arc<Auth>,
+    /// The WebAssembly plugin host (`/apps/{plugin}/…`); `None` when its engine could not start.
+    pub plugins: Option<Arc<megalis_plugin_host::PluginHost>>,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -73,6 +75,7 @@ impl AppState {
         // practitioners and production knows none (professional logins are refused).
         let directory = crate::demo::directory(settings.mode != Mode::Production);
         let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
+        let plugins = crate::plugins::start(&settings, &db, &audit, &metrics);
         AppState(Arc::new(Shared {
             settings,
             db,
@@ -80,6 +83,7 @@ impl AppState {
             blobs,
             metrics,
             auth,
+            plugins,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
@@ -297,7 +301,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(oauth::routes())
-        .merge(portal::routes());
+        .merge(portal::routes())
+        .merge(crate::plugins::routes());
     // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
     app = app.merge(fhir::routes());
     if settings.mode == Mode::Test {

@@ -1,0 +1,481 @@
+//! The plugin host inside the platform: `/apps/{plugin}/…` routes and the `megalis plugin`
+//! commands (`run`, `check`, `fetch`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use http::{StatusCode, Uri};
+use http_body_util::BodyExt;
+use megalis_audit::AuditLog;
+use megalis_config::Settings;
+use megalis_plugin_host::access::{AllowAllLocal, DenyAll, LocalDeveloper, LogAudit, PublicOnly};
+use megalis_plugin_host::kv::{MemoryKv, SqlKv};
+use megalis_plugin_host::{
+    Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginError, PluginHost,
+    PluginLimits, PluginMetrics, RequestMeta, Services,
+};
+use megalis_store::Database;
+
+use crate::http::forwarded::ClientInfo;
+use crate::http::{ApiError, AppState, RequestId};
+use crate::metrics::Metrics;
+
+fn engine_settings(settings: &Settings) -> EngineSettings {
+    EngineSettings {
+        max_instances: settings.plugins_max_instances,
+        epoch_tick: settings.plugins_epoch_tick,
+        default_limits: PluginLimits {
+            memory_bytes: settings.plugins_default_memory,
+            timeout: settings.plugins_default_timeout,
+            max_concurrency: settings.plugins_default_concurrency as usize,
+            table_elements: EngineSettings::default().default_limits.table_elements,
+        },
+        max_memory_bytes: settings.plugins_max_memory,
+        cache_dir: Some(settings.plugins_dir.join(".compiled")),
+        pooling: true,
+    }
+}
+
+/// The platform's plugin host, or `None` (logged) when the engine cannot start; `/apps/…`
+/// then answers 503 and the rest of the platform still serves. The watcher of `plugins.toml`
+/// starts with it when called inside the runtime (as `serve` does).
+pub fn start(
+    settings: &Settings,
+    db: &Database,
+    audit: &AuditLog,
+    metrics: &Metrics,
+) -> Option<Arc<PluginHost>> {
+    let engine = match PluginEngine::new(engine_settings(settings)) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "plugin engine failed to start; /apps is unavailable");
+            return None;
+        }
+    };
+    let plugin_metrics = PluginMetrics::new();
+    metrics.register_plugin_metrics(&plugin_metrics);
+    let services = Services {
+        kv: Arc::new(SqlKv::new(db.clone())),
+        // Authentication and the access decision are wired here when they land (issues 3
+        // and 5); until then session and bearer routes answer 401 and patient data is refused.
+        access: Arc::new(DenyAll),
+        audit: Arc::new(audit.clone()),
+        auth: Arc::new(PublicOnly),
+    };
+    let host = Arc::new(PluginHost::new(
+        engine,
+        services,
+        plugin_metrics,
+        settings.plugins_dir.clone(),
+    ));
+    if tokio::runtime::Handle::try_current().is_ok() {
+        host.watch(
+            settings.plugins_config.clone(),
+            settings.plugins_watch_interval,
+        );
+    }
+    Some(host)
+}
+
+/// `/apps/{plugin}/` itself belongs to the portal (the launcher's entry, which checks the
+/// application grant); a plugin's root page is `/apps/{plugin}`, everything below it is the
+/// plugin's.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/apps/{plugin}", any(serve_plugin))
+        .route("/apps/{plugin}/{*rest}", any(serve_plugin))
+}
+
+/// `/apps/{plugin}/rest?query` → plugin `plugin`, path `/rest?query`.
+fn split_apps_path(uri: &Uri) -> Option<(String, Uri)> {
+    let rest = uri.path().strip_prefix("/apps/")?;
+    let (plugin, tail) = match rest.split_once('/') {
+        Some((p, t)) => (p, format!("/{t}")),
+        None => (rest, "/".to_owned()),
+    };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{tail}?{q}"),
+        None => tail,
+    };
+    Some((plugin.to_owned(), path_and_query.parse().ok()?))
+}
+
+async fn serve_plugin(State(state): State<AppState>, request: Request) -> Response {
+    let Some(host) = state.plugins.clone() else {
+        return ApiError::unavailable("The plugin host is not running on this server.")
+            .into_response();
+    };
+    let Some((plugin, uri)) = split_apps_path(request.uri()) else {
+        return ApiError::new(StatusCode::NOT_FOUND, "").into_response();
+    };
+    let meta = RequestMeta {
+        request_id: request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.to_string())
+            .unwrap_or_default(),
+        patient: None,
+        source_address: request
+            .extensions()
+            .get::<ClientInfo>()
+            .map(|c| c.address.to_string()),
+    };
+    let (mut parts, body) = request.into_parts();
+    parts.uri = uri;
+    let request = http::Request::from_parts(parts, body);
+    match host.invoke(&plugin, request, meta).await {
+        Ok(response) => response
+            .map(|body| Body::new(body.map_err(|e| e.to_string())))
+            .into_response(),
+        Err(e) => plugin_error(e).into_response(),
+    }
+}
+
+fn plugin_error(e: PluginError) -> ApiError {
+    let error = ApiError::new(e.status(), e.public_detail());
+    if e.status().is_server_error() {
+        tracing::warn!(error = %e, "plugin request failed");
+    }
+    error
+}
+
+// --- megalis plugin … -------------------------------------------------------------------------
+
+pub fn command() -> Command {
+    let file = || {
+        Arg::new("file")
+            .value_name("FILE.wasm")
+            .required(true)
+            .value_parser(clap::value_parser!(PathBuf))
+    };
+    Command::new("plugin")
+        .about("Plugin tools: run one locally, check a component, fetch a module by digest")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("run")
+                .about(
+                    "Serve one plugin at the root path over plain HTTP, with in-memory \
+                     capabilities (store, consent allowing everything, audit to the log): \
+                     for plugin authors",
+                )
+                .arg(file())
+                .arg(
+                    Arg::new("plugin_listen")
+                        .long("listen")
+                        .value_name("ADDR")
+                        .default_value("127.0.0.1:8080")
+                        .value_parser(clap::value_parser!(SocketAddr))
+                        .help("Address to listen on"),
+                )
+                .arg(
+                    Arg::new("grant")
+                        .long("grant")
+                        .value_name("CAPABILITY")
+                        .action(ArgAction::Append)
+                        .value_delimiter(',')
+                        .help("Capability to grant (context, consent, store, audit, logging); repeatable"),
+                )
+                .arg(
+                    Arg::new("set")
+                        .long("set")
+                        .value_name("KEY=VALUE")
+                        .action(ArgAction::Append)
+                        .help("A value the plugin reads with context.config(KEY); repeatable"),
+                ),
+        )
+        .subcommand(
+            Command::new("check")
+                .about(
+                    "Validate a component against the megalis:platform world; print its \
+                     manifest, imports and exports (exit status 1 when it cannot be a plugin)",
+                )
+                .arg(file()),
+        )
+        .subcommand(
+            Command::new("fetch")
+                .about(
+                    "Download a module, verify its SHA-256 and store it as \
+                     <plugins.dir>/<sha256>.wasm",
+                )
+                .arg(Arg::new("url").value_name("URL").required(true).help(
+                    "http://, https:// or file:// URL (a plain path works too)",
+                ))
+                .arg(
+                    Arg::new("sha256")
+                        .long("sha256")
+                        .value_name("DIGEST")
+                        .required(true)
+                        .help("Expected SHA-256 of the module, 64 hexadecimal digits"),
+                ),
+        )
+}
+
+pub fn dispatch(sub: &str, matches: &ArgMatches, settings: Settings) -> ExitCode {
+    let runtime = crate::runtime();
+    let result = match sub {
+        "run" => runtime.block_on(run(matches, &settings)),
+        "check" => runtime.block_on(check(matches)),
+        "fetch" => runtime.block_on(fetch(matches, &settings)),
+        _ => unreachable!("clap requires a known subcommand"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("megalis plugin {sub}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_grants(matches: &ArgMatches) -> Result<std::collections::BTreeSet<Capability>, String> {
+    matches
+        .get_many::<String>("grant")
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            Capability::from_interface(g.trim()).ok_or_else(|| {
+                format!("unknown capability {g:?} (context, consent, store, audit, logging)")
+            })
+        })
+        .collect()
+}
+
+async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, String> {
+    let file = matches.get_one::<PathBuf>("file").expect("required");
+    let listen = *matches
+        .get_one::<SocketAddr>("plugin_listen")
+        .expect("has a default");
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut config = std::collections::BTreeMap::new();
+    for pair in matches.get_many::<String>("set").into_iter().flatten() {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--set {pair:?}: expected KEY=VALUE"))?;
+        config.insert(k.to_owned(), v.to_owned());
+    }
+    let id = megalis_plugin_host::read_embedded_manifest("plugin", &bytes)
+        .map_err(|e| e.to_string())?
+        .map(|m| m.id)
+        .unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().to_lowercase().replace('_', "-"))
+                .unwrap_or_else(|| "plugin".into())
+        });
+    let engine = PluginEngine::new(EngineSettings {
+        cache_dir: None,
+        ..engine_settings(settings)
+    })
+    .map_err(|e| e.to_string())?;
+    let entry = PluginEntry {
+        id: id.clone(),
+        sha256: megalis_plugin_host::digest(&bytes),
+        grants: parse_grants(matches)?,
+        limits: Default::default(),
+        config,
+    };
+    let plugin = LoadedPlugin::load(&engine, &entry, bytes)
+        .await
+        .map_err(|e| match e {
+            PluginError::UngrantedImport { .. } => format!("{e} (grant it with --grant)"),
+            other => other.to_string(),
+        })?;
+    let host = Arc::new(PluginHost::new(
+        engine,
+        Services {
+            kv: Arc::new(MemoryKv::default()),
+            access: Arc::new(AllowAllLocal),
+            audit: Arc::new(LogAudit),
+            auth: Arc::new(LocalDeveloper),
+        },
+        PluginMetrics::new(),
+        PathBuf::new(),
+    ));
+    host.install(plugin);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("serving plugin {id} on http://{local}/");
+    let app = Router::new().fallback(move |request: Request| {
+        let host = host.clone();
+        let id = id.clone();
+        async move { run_request(&host, &id, request).await }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+async fn run_request(host: &PluginHost, id: &str, request: Request) -> Response {
+    let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let meta = RequestMeta {
+        request_id: format!("local-{n}"),
+        ..RequestMeta::default()
+    };
+    match host.invoke(id, request, meta).await {
+        Ok(response) => response
+            .map(|body| Body::new(body.map_err(|e| e.to_string())))
+            .into_response(),
+        Err(e) => {
+            if e.status().is_server_error() {
+                eprintln!("plugin {id}: {e}");
+            }
+            let body = serde_json::json!({
+                "type": "about:blank",
+                "title": e.status().canonical_reason().unwrap_or(""),
+                "status": e.status().as_u16(),
+                "detail": e.public_detail(),
+                "instance": meta_instance(n),
+            });
+            (
+                e.status(),
+                [(http::header::CONTENT_TYPE, "application/problem+json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn meta_instance(n: u64) -> String {
+    format!("urn:megalis:request:local-{n}")
+}
+
+async fn check(matches: &ArgMatches) -> Result<ExitCode, String> {
+    let file = matches.get_one::<PathBuf>("file").expect("required");
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    // A one-off compile: no instance pool to reserve.
+    let engine = PluginEngine::new(EngineSettings {
+        pooling: false,
+        ..EngineSettings::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let report = match megalis_plugin_host::inspect_component(&engine, bytes).await {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{}: NOT a plugin: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("{}", file.display());
+    println!("  sha256   {}", report.digest);
+    match &report.manifest {
+        Some(m) => {
+            println!("  manifest {} {}", m.id, m.version);
+            let caps: Vec<String> = m.capabilities.iter().map(ToString::to_string).collect();
+            println!("  requests [{}]", caps.join(", "));
+            for r in &m.routes {
+                println!("  route    {} ({})", r.path, r.auth);
+            }
+        }
+        None => println!("  manifest none (a plain wasi:http component: every path public)"),
+    }
+    for (name, kind) in &report.imports {
+        let what = match kind {
+            megalis_plugin_host::ImportKind::Sandboxed => "sandboxed".to_owned(),
+            megalis_plugin_host::ImportKind::Capability(c) => format!("capability {c}"),
+            megalis_plugin_host::ImportKind::Unavailable(why) => format!("REFUSED: {why}"),
+        };
+        println!("  import   {name}  ({what})");
+    }
+    for name in &report.exports {
+        println!("  export   {name}");
+    }
+    let problems = report.problems();
+    if problems.is_empty() {
+        println!("  ok: a valid megalis:platform@0.1 plugin");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            println!("  problem  {p}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn fetch(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, String> {
+    let url = matches.get_one::<String>("url").expect("required");
+    let expected = matches
+        .get_one::<String>("sha256")
+        .expect("required")
+        .to_lowercase();
+    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("--sha256 must be 64 hexadecimal digits".into());
+    }
+    let bytes = download(url).await?;
+    let actual = megalis_plugin_host::digest(&bytes);
+    if actual != expected {
+        return Err(format!(
+            "{url}: SHA-256 is {actual}, not {expected}; nothing was stored"
+        ));
+    }
+    let dir = &settings.plugins_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let target = dir.join(format!("{actual}.wasm"));
+    // Written aside then renamed, so the server never sees half a module under its digest.
+    let partial = dir.join(format!(".{actual}.partial"));
+    std::fs::write(&partial, &bytes).map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(&partial, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    println!("{}", target.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Largest module accepted (compiled code is several times larger).
+const MAX_MODULE: usize = 256 << 20;
+
+async fn download(url: &str) -> Result<Vec<u8>, String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        let response = reqwest::get(url).await.map_err(|e| format!("{url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        if bytes.len() > MAX_MODULE {
+            return Err(format!("{url}: larger than {MAX_MODULE} bytes"));
+        }
+        return Ok(bytes.to_vec());
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_paths_split_into_plugin_and_relative_uri() {
+        let cases = [
+            ("/apps/imaging", Some(("imaging", "/"))),
+            ("/apps/imaging/", Some(("imaging", "/"))),
+            (
+                "/apps/imaging/studies/1?x=1",
+                Some(("imaging", "/studies/1?x=1")),
+            ),
+            ("/other", None),
+        ];
+        for (uri, expected) in cases {
+            let got = split_apps_path(&uri.parse().unwrap());
+            let got = got.as_ref().map(|(p, u)| (p.as_str(), u.to_string()));
+            assert_eq!(
+                got.as_ref().map(|(p, u)| (*p, u.as_str())),
+                expected,
+                "{uri}"
+            );
+        }
+    }
+}
