@@ -19,7 +19,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         let body = response.body().expect("body is taken once");
         ResponseOutparam::set(out, Ok(response));
         let mut stream = body.write().expect("stream is taken once");
-        stream.write_all(b"Hello from a Megalis plugin\n").expect("write body");
+        stream
+            .write_all(b"Hello from a Megalis plugin\n")
+            .expect("write body");
         drop(stream);
         OutgoingBody::finish(body, None).expect("finish body");
     }
