@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
 use megalis_plugin_host::kv::MemoryKv;
 use megalis_plugin_host::{
-    Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginHost,
-    PluginMetrics, RequestMeta, Services,
+    Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginHost, PluginMetrics,
+    RequestMeta, Services,
 };
 
 fn rss_kib() -> u64 {
@@ -41,7 +41,9 @@ async fn load(engine: &PluginEngine, id: &str, path: &str, grants: &[Capability]
         },
         config: Default::default(),
     };
-    LoadedPlugin::load(engine, &entry, bytes).await.expect("load")
+    LoadedPlugin::load(engine, &entry, bytes)
+        .await
+        .expect("load")
 }
 
 fn get(path: &str) -> http::Request<Full<Bytes>> {
@@ -76,7 +78,10 @@ async fn main() {
     let requests = 5_000;
     let started = Instant::now();
     for _ in 0..requests {
-        let r = host.invoke("hello", get("/"), RequestMeta::default()).await.unwrap();
+        let r = host
+            .invoke("hello", get("/"), RequestMeta::default())
+            .await
+            .unwrap();
         r.into_body().collect().await.unwrap();
     }
     let total = started.elapsed();
@@ -93,7 +98,10 @@ async fn main() {
     for _ in 0..n {
         let host = host.clone();
         tasks.push(tokio::spawn(async move {
-            let r = host.invoke("probe", get("/sleep/3000"), RequestMeta::default()).await.unwrap();
+            let r = host
+                .invoke("probe", get("/sleep/3000"), RequestMeta::default())
+                .await
+                .unwrap();
             r.into_body().collect().await.unwrap();
         }));
     }
