@@ -17,7 +17,7 @@ pub fn test_plugins_dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .arg("build")
-            .arg("--quiet")
+            .args(["--quiet", "--locked"])
             .arg("--manifest-path")
             .arg(root.join("plugins/Cargo.toml"))
             .args(["--target", "wasm32-wasip2", "--release"])
