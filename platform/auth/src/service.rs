@@ -203,6 +203,8 @@ pub struct Auth {
     /// still checked for expiry, revocation and grants on every use.
     validated: RwLock<HashMap<String, Arc<CachedToken>>>,
     last_key_reload_s: AtomicI64,
+    /// The latest directory closure applied to the revocation list.
+    closures_seen_us: AtomicI64,
 }
 
 const VALIDATED_CACHE_MAX: usize = 100_000;
@@ -252,6 +254,7 @@ impl Auth {
             grants: RwLock::new(HashMap::new()),
             validated: RwLock::new(HashMap::new()),
             last_key_reload_s: AtomicI64::new(0),
+            closures_seen_us: AtomicI64::new(now_us()),
         })
     }
 
@@ -306,6 +309,16 @@ impl Auth {
             drop(local);
         }
         result?;
+        // Practitioners closed by a directory import since the last poll: refuse their tokens.
+        let since = self.closures_seen_us.load(Ordering::Relaxed);
+        let closed = self.directory.closed_since(since).await?;
+        if let Some(latest) = closed.iter().map(|(_, at)| *at).max() {
+            let mut list = self.revocations.write().expect("lock");
+            for (national_id, at) in &closed {
+                list.apply_local(Kind::NationalId, national_id, *at);
+            }
+            self.closures_seen_us.store(latest, Ordering::Relaxed);
+        }
         let all = grants::load_all(&self.db).await?;
         *self.grants.write().expect("lock") = all;
         Ok(())

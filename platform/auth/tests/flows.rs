@@ -678,3 +678,52 @@ async fn bad_tokens_are_refused(b: Backend) {
     assert_eq!(e.auth.jwks()["keys"].as_array().unwrap().len(), 2);
 }
 both_backends!(bad_tokens, bad_tokens_are_refused);
+
+async fn directory_closure_refuses_tokens(b: Backend) {
+    let e = env(b).await;
+    let user = strong_principal(&e).await;
+    let client = e
+        .auth
+        .authenticate_client("breizh-rein", SECRET)
+        .await
+        .unwrap();
+    let (verifier, challenge) = pkce();
+    let location = e
+        .auth
+        .authorize(&authorize_request(&challenge), &user)
+        .await
+        .unwrap();
+    let tokens = e
+        .auth
+        .token(
+            &client,
+            &TokenRequest {
+                grant_type: "authorization_code".into(),
+                code: Some(code_of(&location)),
+                redirect_uri: Some("https://rein.test/cb".into()),
+                code_verifier: Some(verifier),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(e.auth.validate_access_token(&tokens.access_token).is_ok());
+    // Closed by the directory: the next refresh of the caches refuses the token.
+    e.directory.close(NID);
+    e.auth.refresh().await.unwrap();
+    assert!(e.auth.validate_access_token(&tokens.access_token).is_err());
+    // And the refresh token no longer yields tokens.
+    let refreshed = e
+        .auth
+        .token(
+            &client,
+            &TokenRequest {
+                grant_type: "refresh_token".into(),
+                refresh_token: tokens.refresh_token.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    invalid_grant(refreshed);
+}
+both_backends!(directory_closure, directory_closure_refuses_tokens);

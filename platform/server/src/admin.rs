@@ -268,7 +268,12 @@ pub async fn run(path: &[&str], leaf: &ArgMatches, settings: Settings) -> Result
         .await?;
     let key = SigningKey::load_or_create(&settings.audit_signing_key)?;
     let audit = AuditLog::start(db.clone(), key, audit_settings(&settings));
-    let directory = crate::demo::directory(settings.mode != megalis_config::Mode::Production);
+    let demo =
+        (settings.mode != megalis_config::Mode::Production).then(|| crate::demo::directory(true));
+    let directory = std::sync::Arc::new(crate::http::directory_lookup::DirectoryLookup::new(
+        db.clone(),
+        demo,
+    ));
     let auth = Auth::start(db.clone(), crate::http::auth_settings(&settings), directory).await?;
     let result = execute(path, leaf, &auth).await;
     // Every change is audited, successful or refused, before the command reports.

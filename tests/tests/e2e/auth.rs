@@ -533,3 +533,196 @@ async fn browser_logs_in_to_the_launcher() {
     assert_eq!(v["tiles"], serde_json::json!(["breizh-rein"]));
     assert_eq!(v["cps_button"], true);
 }
+
+/// A practitioner closed by a directory import loses access at once: the portal session ends on
+/// the next request and their access tokens are refused (the revocation list polls closures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_closure_ends_sessions_and_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    provision(&data);
+    // A synthetic extraction; take its first practitioner and give them an account.
+    let file = tmp.path().join("annuaire.txt");
+    let file_s = file.to_str().unwrap();
+    ok(megalis(
+        &[
+            "directory",
+            "generate",
+            "--rows",
+            "40",
+            "--seed",
+            "7",
+            "--output",
+            file_s,
+        ],
+        &[],
+    ));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let nid = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('|')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let d = data.to_str().unwrap();
+    ok(megalis(
+        &["--data-dir", d, "directory", "import", file_s],
+        &[],
+    ));
+    let pw = data.with_extension("pw");
+    ok(admin(
+        &data,
+        &[
+            "user",
+            "add",
+            "--username",
+            "closed.soon",
+            "--kind",
+            "professional",
+            "--name",
+            "Closed Soon",
+            "--national-id",
+            &nid,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    ));
+    ok(admin(
+        &data,
+        &[
+            "grant",
+            "add",
+            "--application",
+            "breizh-rein",
+            "--individual",
+            &nid,
+        ],
+    ));
+    let s = server().data_dir(&data).start().await;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Portal login.
+    let page = http.get(s.url("/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&page, "__Host-megalis-login-csrf").unwrap();
+    let token = csrf_field(&page.text().await.unwrap());
+    let r = http
+        .post(s.url("/login"))
+        .header(
+            "cookie",
+            format!("__Host-megalis-login-csrf={login_cookie}"),
+        )
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "closed.soon"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", s.log());
+    let cookie = format!(
+        "__Host-megalis-session={}",
+        set_cookie(&r, "__Host-megalis-session").unwrap()
+    );
+    // Single sign-on to the application: code + PKCE, then an access token.
+    let verifier = "dBjftJeZ4CVP-mB0unH4WUnVbG7TlNTq5wL8HsqmEIw";
+    let challenge = "xdaQoELc2tUt_2hV50NTkMy6UXPJEFyFLMHxrEWZ6Cw";
+    let r = http
+        .get(url_with(
+            &s.url("/oauth2/authorize"),
+            &[
+                ("client_id", "breizh-rein"),
+                ("redirect_uri", REDIRECT),
+                ("response_type", "code"),
+                ("scope", "openid"),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let code = location
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("code="))
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .to_string();
+    let tokens: Value = http
+        .post(s.url("/oauth2/token"))
+        .basic_auth("breizh-rein", Some(SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let userinfo = |http: reqwest::Client, url: String, access: String| async move {
+        http.get(url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        userinfo(http.clone(), s.url("/oauth2/userinfo"), access.clone()).await,
+        200
+    );
+    // The next import no longer lists them: closed (and audited by the directory).
+    let without: String = text
+        .lines()
+        .filter(|l| l.split('|').nth(2) != Some(nid.as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, without).unwrap();
+    ok(megalis(
+        &[
+            "--data-dir",
+            d,
+            "directory",
+            "import",
+            "--allow-mass-closure",
+            file_s,
+        ],
+        &[],
+    ));
+    // The portal session is refused on the next request (the directory is asked every time).
+    let r = http
+        .get(s.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "a closed practitioner's session must end");
+    // Tokens: every replica reads closures once a second; wait for it, never for long.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = userinfo(http.clone(), s.url("/oauth2/userinfo"), access.clone()).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "token still accepted: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -2,6 +2,7 @@
 //! listeners (HTTPS over rustls, optional plain HTTP behind an ingress).
 
 pub mod auth_glue;
+pub mod directory_lookup;
 pub mod fhir;
 pub mod forwarded;
 pub mod listener;
@@ -71,9 +72,10 @@ impl AppState {
         metrics: Metrics,
     ) -> Self {
         let security_headers = security_headers(&settings);
-        // Until the directory crate is wired, the demo and test modes use the demo region's
-        // practitioners and production knows none (professional logins are refused).
-        let directory = crate::demo::directory(settings.mode != Mode::Production);
+        // Practitioners come from the directory; demo and test modes also know the documented
+        // demo region's practitioners when the directory has not imported them.
+        let demo = (settings.mode != Mode::Production).then(|| crate::demo::directory(true));
+        let directory = Arc::new(directory_lookup::DirectoryLookup::new(db.clone(), demo));
         let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
         let plugins = crate::plugins::start(&settings, &db, &audit, &metrics);
         AppState(Arc::new(Shared {
