@@ -39,8 +39,18 @@ struct SessionRow {
 impl Session {
     /// Checks a submitted CSRF token against this session's, in constant time.
     pub fn csrf_ok(&self, submitted: &str) -> bool {
-        !submitted.is_empty() && constant_time_eq(&self.csrf_token, submitted)
+        Self::csrf_matches(&self.csrf_token, submitted)
     }
+
+    /// Constant-time comparison of an expected and a submitted CSRF token (never both empty).
+    pub fn csrf_matches(expected: &str, submitted: &str) -> bool {
+        !expected.is_empty() && !submitted.is_empty() && constant_time_eq(expected, submitted)
+    }
+}
+
+/// A fresh random token for the login form's double-submit CSRF cookie.
+pub fn new_csrf_token() -> String {
+    random_token()
 }
 
 /// The `Set-Cookie` value opening a session.
