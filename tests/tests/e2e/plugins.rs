@@ -53,7 +53,7 @@ fn plugins_toml(entries: &[(&str, &str, &str)]) -> String {
         .map(|(id, sha, grants)| {
             format!(
                 "[[plugins]]\nid = \"{id}\"\nsha256 = \"{sha}\"\ngrants = [{grants}]\n\
-                 [plugins.limits]\ntimeout_ms = 300\n[plugins.config]\ngreeting = \"Demat\"\n"
+                 [plugins.limits]\ntimeout_ms = 1000\n[plugins.config]\ngreeting = \"Demat\"\n"
             )
         })
         .collect()
