@@ -37,7 +37,9 @@ pub use config::{PluginEntry, PluginLimits, PluginsConfig};
 pub use engine::{Allocator, EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use host::{PluginHost, RequestMeta, Services};
-pub use manifest::{Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest};
+pub use manifest::{
+    Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest,
+};
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentReport, ImportKind, LoadedPlugin, inspect_component};
 
