@@ -8,7 +8,9 @@ use axum::routing::get;
 
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8082".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8082".into());
     let app = Router::new().fallback(get(|| async {
         (
             [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
