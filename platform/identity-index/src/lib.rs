@@ -9,6 +9,7 @@
 //! answered.
 
 mod db;
+pub mod fhir;
 pub mod hl7;
 pub mod mllp;
 

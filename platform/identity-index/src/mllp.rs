@@ -41,9 +41,17 @@ impl MllpSettings {
                 tracing::warn!(path = %path.display(), "no MLLP sender bindings: every HL7 sender will be refused");
                 SenderBindings::new()
             }
-            Err(e) => return Err(crate::IndexError::Bindings(format!("{}: {e}", path.display()))),
+            Err(e) => {
+                return Err(crate::IndexError::Bindings(format!(
+                    "{}: {e}",
+                    path.display()
+                )));
+            }
         };
-        Ok(MllpSettings { bindings, test_mode })
+        Ok(MllpSettings {
+            bindings,
+            test_mode,
+        })
     }
 }
 

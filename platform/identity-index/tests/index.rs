@@ -419,3 +419,71 @@ async fn redelivery_is_not_applied_twice_and_rejections_change_nothing() {
     })
     .await;
 }
+
+/// Patient resources (active, merged, with and without a shareable INS) validate as FHIR R4
+/// with an independent implementation (PyPI `fhir.resources`, R4B models, via `$MEGALIS_PYTHON`).
+#[tokio::test]
+async fn patient_resources_validate_as_fhir_r4() {
+    let python = std::env::var("MEGALIS_PYTHON").expect(
+        "MEGALIS_PYTHON is not set: create a venv with `pip install -r tests/requirements.txt` \
+         and export MEGALIS_PYTHON=/path/to/venv/bin/python",
+    );
+    let e = env(Backend::Sqlite).await;
+    let a = upsert(&e, anne(CHU_BREST, "B1")).await[0]
+        .regional_id
+        .clone();
+    let mut homon = anne(CHU_RENNES, "R1");
+    homon.ins = None;
+    homon.status = IdentityStatus::Prov;
+    homon.attributes.homonym = true;
+    let b = upsert(&e, homon).await[0].regional_id.clone();
+    let system = "urn:oid:1.2.250.1.999.1";
+    let before = megalis_identity_index::fhir::patient_resource(
+        &e.index.patient(&b).await.unwrap().unwrap(),
+        system,
+    );
+    e.index.merge(&actor(), &a, &b).await.unwrap();
+    let qual = megalis_identity_index::fhir::patient_resource(
+        &e.index.patient(&a).await.unwrap().unwrap(),
+        system,
+    );
+    let merged = megalis_identity_index::fhir::patient_resource(
+        &e.index.patient(&b).await.unwrap().unwrap(),
+        system,
+    );
+    // INS only for the QUAL identity.
+    let has_ins = |r: &serde_json::Value| {
+        r["identifier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["system"] == "urn:oid:1.2.250.1.213.1.4.8")
+    };
+    assert!(has_ins(&qual));
+    assert!(!has_ins(&before));
+    assert_eq!(merged["link"][0]["type"], "replaced-by");
+    let resources = serde_json::json!([before, qual, merged]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/tests/e2e/python/validate_fhir.py"
+    );
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(resources.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
