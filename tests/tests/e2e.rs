@@ -8,6 +8,7 @@ mod e2e {
     pub mod cli;
     pub mod directory;
     pub mod http;
+    pub mod identity;
     pub mod plugins;
     pub mod postgres;
     pub mod resilience;
