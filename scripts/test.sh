@@ -46,10 +46,15 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
     psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
 fi
 export MEGALIS_TEST_PG="postgres://postgres@127.0.0.1:5432/test"
-# Each test creates its own database (megalis_t_*); drop those left by earlier runs.
-psql -h 127.0.0.1 -U postgres -d test -Atc \
-    "SELECT datname FROM pg_database WHERE datname LIKE 'megalis\_t\_%' OR datname LIKE 'megalis\_bench\_%'" |
-    while read -r db; do psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS \"$db\"" || true; done
+# Each test creates its own database (megalis_t_*): drop them before (left by an interrupted
+# run) and after the run, so the shared server does not accumulate hundreds of databases.
+drop_test_databases() {
+    psql -h 127.0.0.1 -U postgres -d test -Atc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'megalis\_t\_%' OR datname LIKE 'megalis\_bench\_%'" 2>/dev/null |
+        while read -r db; do psql -q -h 127.0.0.1 -U postgres -d test -c "DROP DATABASE IF EXISTS \"$db\"" || true; done
+}
+drop_test_databases
+trap drop_test_databases EXIT
 
 step "Rust toolchain: wasm32-wasip2 target, cargo-nextest"
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

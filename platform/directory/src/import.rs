@@ -30,7 +30,7 @@ use megalis_store::{Database, with_pool};
 use crate::model::{Activity, Organisation, Practitioner, Row, fold};
 use crate::parse::{Parsed, Reader, RowError};
 use crate::sql::{
-    ACTIVITY, Arg, MAX_PARAMS, ORGANISATION, PRACTITIONER, Table, bind_args, content_hash, in_list,
+    ACTIVITY, Arg, ORGANISATION, PRACTITIONER, Table, bind_args, content_hash, in_list, max_params,
 };
 use crate::{DirectoryError, Result};
 
@@ -364,7 +364,7 @@ async fn plan<'a>(
 ) -> Result<Plan<'a>> {
     let mut existing: HashMap<String, (i64, bool, i64)> = HashMap::new();
     let keys: Vec<&str> = entities.iter().map(|e| key_of(e)).collect();
-    for chunk in keys.chunks(MAX_PARAMS) {
+    for chunk in keys.chunks(max_params(db.backend())) {
         let sql = format!(
             "SELECT {key}, content_hash, active, last_seen_import FROM {t} WHERE {key} IN ({})",
             in_list(chunk.len(), 1),
@@ -486,7 +486,7 @@ async fn apply_batch(
 
     let mut statements: Vec<(String, Vec<&Arg<'_>>)> = Vec::new();
     for (table, p) in &plans {
-        let per_statement = (MAX_PARAMS / table.width()).max(1);
+        let per_statement = (max_params(db.backend()) / table.width()).max(1);
         for chunk in p.write.chunks(per_statement) {
             statements.push((
                 table.upsert_sql(chunk.len()),
@@ -504,7 +504,7 @@ async fn apply_batch(
         )))
         .collect();
     for (table, keys) in &touch_args {
-        for chunk in keys.chunks(MAX_PARAMS) {
+        for chunk in keys.chunks(max_params(db.backend()) - 1) {
             let sql = format!(
                 "UPDATE {} SET last_seen_import = $1 WHERE {} IN ({})",
                 table.name,
