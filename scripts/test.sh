@@ -39,8 +39,11 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
         as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
     fi
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
-    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+    # Start it unless it is already running (it may be finishing a crash recovery).
+    if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    fi
+    for _ in $(seq 1 600); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
 fi
 if ! psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
     psql -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test' >/dev/null
