@@ -340,7 +340,7 @@ impl Auth {
         Ok(())
     }
 
-    /// Forces a new signing key now (operators: `megalis admin keys rotate`; tests).
+    /// Forces a new signing key now (tests; there is no CLI command for it yet).
     pub async fn rotate_keys_now(&self) -> Result<()> {
         keys::rotate_if_due(
             &self.db,
