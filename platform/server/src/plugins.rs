@@ -132,9 +132,15 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
     parts.uri = uri;
     let request = http::Request::from_parts(parts, body);
     match host.invoke(&plugin, request, meta).await {
-        Ok(response) => response
-            .map(|body| Body::new(body.map_err(|e| e.to_string())))
-            .into_response(),
+        Ok(response) => {
+            let mut response = response
+                .map(|body| Body::new(body.map_err(|e| e.to_string())))
+                .into_response();
+            // The plugin's own error answers keep their format; host failures (deadline, trap,
+            // limits) below are the platform's and go through the mapper.
+            crate::http::problem::keep_as_is(&mut response);
+            response
+        }
         Err(e) => plugin_error(e).into_response(),
     }
 }

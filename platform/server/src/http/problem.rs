@@ -53,6 +53,13 @@ impl ApiError {
 #[derive(Clone, Copy)]
 struct Rendered;
 
+/// Marks a response whose error body must reach the client as it is: a plugin's own error
+/// (a DICOMweb or FHIR plugin answers errors in its protocol's format, an HTML plugin with its
+/// page), which the platform's mapper must not rewrite.
+pub fn keep_as_is(response: &mut Response) {
+    response.extensions_mut().insert(Rendered);
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
@@ -361,7 +368,11 @@ mod tests {
     async fn each_family_gets_its_format_and_the_request_id() {
         let err = || ApiError::new(StatusCode::NOT_FOUND, "").into_response();
 
-        let facts = RequestFacts::new(&"/fhir/Patient/x".parse().unwrap(), &headers("*/*"), "rid-1".into());
+        let facts = RequestFacts::new(
+            &"/fhir/Patient/x".parse().unwrap(),
+            &headers("*/*"),
+            "rid-1".into(),
+        );
         let r = render(&facts, err()).await;
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/fhir+json");
         let v = body_json(r).await;
@@ -374,12 +385,20 @@ mod tests {
                 .contains("rid-1")
         );
 
-        let facts = RequestFacts::new(&"/oauth2/token".parse().unwrap(), &headers("*/*"), "rid-2".into());
+        let facts = RequestFacts::new(
+            &"/oauth2/token".parse().unwrap(),
+            &headers("*/*"),
+            "rid-2".into(),
+        );
         let v = body_json(render(&facts, err()).await).await;
         assert_eq!(v["error"], "invalid_request");
         assert_eq!(v["request_id"], "rid-2");
 
-        let facts = RequestFacts::new(&"/nowhere".parse().unwrap(), &headers("application/json"), "rid-3".into());
+        let facts = RequestFacts::new(
+            &"/nowhere".parse().unwrap(),
+            &headers("application/json"),
+            "rid-3".into(),
+        );
         let r = render(&facts, err()).await;
         assert_eq!(
             r.headers()[header::CONTENT_TYPE],
@@ -390,7 +409,11 @@ mod tests {
         assert_eq!(v["instance"], "/nowhere");
         assert_eq!(v["request_id"], "rid-3");
 
-        let facts = RequestFacts::new(&"/nowhere".parse().unwrap(), &headers("text/html"), "<rid-4>".into());
+        let facts = RequestFacts::new(
+            &"/nowhere".parse().unwrap(),
+            &headers("text/html"),
+            "<rid-4>".into(),
+        );
         let r = render(&facts, err()).await;
         let html =
             String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
