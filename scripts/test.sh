@@ -66,13 +66,14 @@ command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 step "Python tools (virtual environment)"
 requirements="tests/requirements.txt"
 venv="$cache/venv-$(sha256sum "$requirements" | cut -c1-16)"
-if [ ! -x "$venv/bin/python" ]; then
-    rm -rf "$venv.partial"
-    python3 -m venv "$venv.partial"
-    "$venv.partial/bin/pip" install --quiet --upgrade pip
-    "$venv.partial/bin/pip" install --quiet -r "$requirements"
-    # Only a complete environment gets the final name, so an interrupted install is redone.
-    mv "$venv.partial" "$venv"
+# A virtual environment cannot be renamed (its scripts name their interpreter by absolute path):
+# build it in place and mark it complete, so an interrupted install is redone from scratch.
+if [ ! -f "$venv/.complete" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --upgrade pip
+    "$venv/bin/pip" install --quiet -r "$requirements"
+    touch "$venv/.complete"
 fi
 export MEGALIS_PYTHON="$venv/bin/python"
 

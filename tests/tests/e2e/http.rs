@@ -116,7 +116,11 @@ async fn errors_take_the_format_of_their_route_family() {
             .contains(&rid)
     );
 
-    let r = c.post(s.url("/oauth2/token")).send().await.unwrap();
+    let r = c
+        .post(s.url("/oauth2/no-such-endpoint"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "invalid_request");
