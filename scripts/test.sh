@@ -19,6 +19,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 step "Debian packages"
 packages=()
 command -v openssl >/dev/null || packages+=(openssl)
+command -v curl >/dev/null || packages+=(curl)
 command -v python3 >/dev/null || packages+=(python3 python3-venv)
 # Headless Chromium and its WebDriver for the portal's browser tests (auth, issue 3).
 command -v chromium >/dev/null || packages+=(chromium)

@@ -6,6 +6,7 @@ mod e2e {
     pub mod auth;
     pub mod blobs;
     pub mod cli;
+    pub mod cps;
     pub mod directory;
     pub mod http;
     pub mod identity;

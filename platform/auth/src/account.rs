@@ -191,6 +191,17 @@ pub async fn by_id(db: &Database, id: &str) -> Result<Option<Account>> {
     row.map(Account::try_from).transpose()
 }
 
+/// The professional account of a national id, if one exists.
+pub async fn by_national_id(db: &Database, national_id: &str) -> Result<Option<Account>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM auth_account WHERE national_id = $1 AND kind = 'professional' \
+         ORDER BY created_at_us LIMIT 1"
+    );
+    let row: Option<AccountRow> = with_pool!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(national_id).fetch_optional(pool).await)?;
+    row.map(Account::try_from).transpose()
+}
+
 pub async fn list(db: &Database) -> Result<Vec<Account>> {
     let sql = format!("SELECT {COLUMNS} FROM auth_account ORDER BY username");
     let rows: Vec<AccountRow> = with_pool!(db, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql))

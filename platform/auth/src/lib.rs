@@ -3,6 +3,8 @@
 //! * [`account`]: professional, local staff and administrator accounts; argon2id passwords with a
 //!   policy; throttling and temporary lockout kept in the database (shared by every replica);
 //!   TOTP second factor and hashed recovery codes.
+//! * [`card`]: CPS smart-card login (after the server's mutual-TLS listener checked the card)
+//!   and the one-time tickets that carry it to the portal's host.
 //! * [`session`]: server-side sessions (only a hash of the cookie value is stored), idle and
 //!   absolute timeouts, and the CSRF synchroniser token bound to each session.
 //! * [`oidc`]: the OpenID Provider's state — signing keys in the database (every replica signs and
@@ -14,6 +16,7 @@
 //! HTTP routes live in the server crate, which renders errors per route family and audits.
 
 pub mod account;
+pub mod card;
 mod crypto;
 pub mod directory;
 pub mod grants;
@@ -25,10 +28,11 @@ pub mod session;
 pub mod totp;
 
 pub use account::{Account, AccountKind, NewAccount};
+pub use card::CardRefusal;
 pub use directory::{PractitionerInfo, PractitionerLookup, StaticDirectory};
 pub use grants::{GrantKind, GrantRule};
 pub use principal::{Principal, PrincipalKind};
-pub use service::{Auth, AuthSettings, LoginOutcome};
+pub use service::{Auth, AuthSettings, CardLogin, LoginOutcome};
 
 /// The one error type of the auth crate.
 #[derive(Debug, thiserror::Error)]

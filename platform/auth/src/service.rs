@@ -15,6 +15,7 @@ use megalis_store::{Database, with_pool};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{self, Account, AccountKind};
+use crate::card::{self, CardRefusal};
 use crate::crypto::{pkce_s256, random_token};
 use crate::directory::PractitionerLookup;
 use crate::grants::{self, GrantRule};
@@ -95,6 +96,18 @@ pub enum LoginOutcome {
     Locked {
         until_us: i64,
     },
+}
+
+/// The outcome of a card login.
+#[derive(Debug)]
+pub enum CardLogin {
+    Ticket {
+        ticket: String,
+        account: Box<Account>,
+        /// A card-only account was created for this practitioner just now.
+        provisioned: bool,
+    },
+    Refused(CardRefusal),
 }
 
 /// Claims of an RFC 9068 access token (and the Megalis claims resource servers need).
@@ -553,6 +566,47 @@ impl Auth {
             .expect("lock")
             .apply_local(kind, value, at);
         Ok(())
+    }
+
+    // ----- CPS card ---------------------------------------------------------------------------
+
+    /// Login with a card the mutual-TLS listener has verified, by the national id its
+    /// certificate names. On success, a one-time ticket the portal's host redeems for a session.
+    pub async fn card_login(&self, national_id: &str) -> Result<CardLogin> {
+        let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
+            return Ok(CardLogin::Refused(CardRefusal::UnknownPractitioner));
+        };
+        let (account, provisioned) = card::account_for_card(&self.db, &practitioner).await?;
+        if account.disabled {
+            return Ok(CardLogin::Refused(CardRefusal::Disabled));
+        }
+        let ticket = card::issue_ticket(&self.db, &account.id, card::CARD_AMR).await?;
+        Ok(CardLogin::Ticket {
+            ticket,
+            account: Box::new(account),
+            provisioned,
+        })
+    }
+
+    /// Redeems a login ticket once, opening a session. `None` for an unknown, used or expired
+    /// ticket, or an account disabled in between.
+    pub async fn redeem_login_ticket(
+        &self,
+        raw: &str,
+    ) -> Result<Option<(Account, String, Session)>> {
+        let Some((account_id, amr)) = card::redeem_ticket(&self.db, raw).await? else {
+            return Ok(None);
+        };
+        let Some(account) = account::by_id(&self.db, &account_id).await? else {
+            return Ok(None);
+        };
+        if account.disabled {
+            return Ok(None);
+        }
+        let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+        // A card is possession (the card) and knowledge (its PIN): strong on its own.
+        let (cookie, session) = self.open_session(&account, &amr, true).await?;
+        Ok(Some((account, cookie, session)))
     }
 
     // ----- sessions and principals ---------------------------------------------------------

@@ -727,3 +727,89 @@ async fn directory_closure_refuses_tokens(b: Backend) {
     invalid_grant(refreshed);
 }
 both_backends!(directory_closure, directory_closure_refuses_tokens);
+
+/// A verified card of an active practitioner yields a one-time ticket; redeeming it opens a
+/// strong session on the practitioner's account. A practitioner without an account gets a
+/// card-only one; unknown, closed and disabled are refused.
+async fn card_login_tickets(b: Backend) {
+    use megalis_auth::{CardLogin, CardRefusal};
+    let e = env(b).await;
+    let CardLogin::Ticket {
+        ticket,
+        account,
+        provisioned,
+    } = e.auth.card_login(NID).await.unwrap()
+    else {
+        panic!("an active practitioner's card logs in");
+    };
+    assert_eq!(account.username, "alegoff");
+    assert!(!provisioned, "the existing account is used");
+    let (redeemed, cookie, session) = e
+        .auth
+        .redeem_login_ticket(&ticket)
+        .await
+        .unwrap()
+        .expect("a fresh ticket is redeemed");
+    assert_eq!(redeemed.id, account.id);
+    assert!(session.second_factor);
+    assert_eq!(session.amr, ["sc", "pin"]);
+    let principal = e
+        .auth
+        .principal_from_session(&cookie)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(principal.second_factor);
+    assert_eq!(principal.national_id.as_deref(), Some(NID));
+    // Once only.
+    assert!(e.auth.redeem_login_ticket(&ticket).await.unwrap().is_none());
+    assert!(
+        e.auth
+            .redeem_login_ticket("not-a-ticket")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A practitioner in the directory who never had an account.
+    e.directory.insert(PractitionerInfo {
+        national_id: "810009876543".into(),
+        family_name: "Kerjean".into(),
+        given_name: "Yann".into(),
+        profession: Some("10".into()),
+        specialty: None,
+        organisations: vec!["290000017".into()],
+    });
+    let CardLogin::Ticket {
+        account,
+        provisioned,
+        ..
+    } = e.auth.card_login("810009876543").await.unwrap()
+    else {
+        panic!("a directory practitioner logs in with a card");
+    };
+    assert!(provisioned);
+    assert_eq!(account.display_name, "Yann Kerjean");
+    assert_eq!(account.organisation.as_deref(), Some("290000017"));
+    let CardLogin::Ticket { provisioned, .. } = e.auth.card_login("810009876543").await.unwrap()
+    else {
+        panic!("second card login");
+    };
+    assert!(!provisioned, "provisioned once");
+
+    assert!(matches!(
+        e.auth.card_login("810000000000").await.unwrap(),
+        CardLogin::Refused(CardRefusal::UnknownPractitioner)
+    ));
+    e.auth.set_account_disabled("alegoff", true).await.unwrap();
+    assert!(matches!(
+        e.auth.card_login(NID).await.unwrap(),
+        CardLogin::Refused(CardRefusal::Disabled)
+    ));
+    e.directory.close("810009876543");
+    assert!(matches!(
+        e.auth.card_login("810009876543").await.unwrap(),
+        CardLogin::Refused(CardRefusal::UnknownPractitioner)
+    ));
+}
+both_backends!(card_login, card_login_tickets);

@@ -177,6 +177,43 @@ pub static KEYS: &[Key] = &[
         "Optional plain-HTTP listener, for an ingress that terminates TLS",
     ),
     key(
+        "mtls_listen",
+        Kind::SocketAddr,
+        None,
+        Serve,
+        "Mutual-TLS listener for CPS smart cards (client certificate required; needs cps.ca)",
+    ),
+    key(
+        "cps.ca",
+        Kind::Path,
+        None,
+        Serve,
+        "PEM trust bundle of the card certificates (IGC-Santé CAs; a test CA in tests)",
+    ),
+    key(
+        "cps.crl",
+        Kind::Path,
+        None,
+        Serve,
+        "PEM or DER revocation list(s) of the card CAs; card login is refused once one is past \
+         its nextUpdate",
+    ),
+    key(
+        "cps.public_url",
+        Kind::Url,
+        None,
+        Serve,
+        "External URL of the mutual-TLS listener, where the login page sends card users \
+         [default: the public_url host on the mtls_listen port]",
+    ),
+    key(
+        "cps.reload_interval",
+        Kind::Duration,
+        Some("10s"),
+        Serve,
+        "How often cps.ca and cps.crl are checked for changes (reloaded without restart)",
+    ),
+    key(
         "tls.cert",
         Kind::Path,
         None,

@@ -448,6 +448,13 @@ pub struct Settings {
     pub plain_http_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Mutual-TLS listener for CPS cards; set only together with `cps_ca`.
+    pub mtls_listen: Option<SocketAddr>,
+    pub cps_ca: Option<PathBuf>,
+    pub cps_crl: Option<PathBuf>,
+    /// Where browsers reach the mutual-TLS listener (no trailing slash); set with `mtls_listen`.
+    pub cps_public_url: Option<String>,
+    pub cps_reload_interval: Duration,
     pub http_body_limit: u64,
     pub http_request_timeout: Duration,
     pub http_header_timeout: Duration,
@@ -620,6 +627,7 @@ impl Settings {
             "blobs.path" => path(&self.blobs_path),
             "plugins.config" => path(&self.plugins_config),
             "plugins.dir" => path(&self.plugins_dir),
+            "cps.public_url" => self.cps_public_url.clone(),
             _ => None,
         }
     }
@@ -677,6 +685,30 @@ impl Settings {
             };
             return Err(t.invalid(missing, "tls.cert and tls.key must be given together"));
         }
+        let mtls_listen = t.parse("mtls_listen", parse_socket_addr)?;
+        let cps_ca = t.parse("cps.ca", |s| Ok(PathBuf::from(s)))?;
+        if mtls_listen.is_some() && cps_ca.is_none() {
+            return Err(t.invalid(
+                "mtls_listen",
+                "the mutual-TLS listener needs cps.ca, the trust bundle of the card certificates",
+            ));
+        }
+        if mtls_listen.is_some() && mtls_listen == Some(listen) {
+            return Err(t.invalid("mtls_listen", "must differ from listen"));
+        }
+        let cps_public_url = match (mtls_listen, t.parse("cps.public_url", parse_public_url)?) {
+            (None, _) => None,
+            (Some(_), Some(url)) => Some(url),
+            (Some(addr), None) => {
+                // The portal's host on the card listener's port.
+                let rest = public_url.split_once("://").map_or("", |(_, r)| r);
+                let host = match rest.strip_prefix('[') {
+                    Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or("")),
+                    None => rest.split([':', '/']).next().unwrap_or("").to_string(),
+                };
+                Some(format!("https://{host}:{}", addr.port()))
+            }
+        };
         let blobs_backend = t.required("blobs.backend", |s| match s {
             "local" => Ok(BlobBackend::Local),
             "s3" => Ok(BlobBackend::S3),
@@ -705,6 +737,11 @@ impl Settings {
             plain_http_listen: t.parse("plain_http_listen", parse_socket_addr)?,
             tls_cert,
             tls_key,
+            mtls_listen,
+            cps_ca,
+            cps_crl: t.parse("cps.crl", |s| Ok(PathBuf::from(s)))?,
+            cps_public_url,
+            cps_reload_interval: t.required("cps.reload_interval", parse_duration)?,
             http_body_limit: t.required("http.body_limit", parse_size)?,
             http_request_timeout: t.required("http.request_timeout", parse_duration)?,
             http_header_timeout: t.required("http.header_timeout", parse_duration)?,

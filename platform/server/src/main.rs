@@ -5,6 +5,7 @@
 
 mod admin;
 mod cli;
+mod cps;
 mod demo;
 mod directory;
 mod http;

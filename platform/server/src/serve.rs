@@ -107,6 +107,18 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let card_listener = match settings.mtls_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    // The card trust is read before serving: a missing or broken bundle stops the start.
+    let card_trust = match &settings.cps_ca {
+        Some(ca) if settings.mtls_listen.is_some() => Some(Arc::new(crate::cps::CardTrust::load(
+            ca,
+            settings.cps_crl.as_deref(),
+        )?)),
+        _ => None,
+    };
     let mllp_listener = bind(settings.mllp_listen).await?;
     let mllp_settings = megalis_identity_index::mllp::MllpSettings::load(
         &settings.mllp_senders,
@@ -124,6 +136,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         audit.clone(),
         blobs,
         Metrics::new(),
+        card_trust.clone(),
     );
     let app = http::router(state.clone());
     // The identity feed. Until the migrations are done its messages are answered AE (code 207,
@@ -181,7 +194,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     };
     let mut servers = vec![tokio::spawn(listener::serve(
         https_listener,
-        Some(tls.config.clone()),
+        Some(listener::TlsConfig::new(tls.config.clone())),
         app.clone(),
         listener_settings(),
         graceful.clone(),
@@ -192,6 +205,45 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
             l,
             None,
             app.clone(),
+            listener_settings(),
+            graceful.clone(),
+            stop.clone(),
+        )));
+    }
+    let mut card_reloader = None;
+    if let (Some(l), Some(trust)) = (card_listener, &card_trust) {
+        let card_tls = |trust: &crate::cps::CardTrust| {
+            http::tls::server_config(
+                tls.chain.clone(),
+                tls.key.clone_key(),
+                http::tls::ClientAuth::Required(trust.handshake_verifier()),
+            )
+            .map(Arc::new)
+        };
+        let config = listener::TlsConfig::new(
+            card_tls(trust).map_err(|e| ServerError::Fatal(format!("mutual-TLS listener: {e}")))?,
+        );
+        // A reloaded bundle changes the CA names the handshake offers to browsers.
+        let on_reload = {
+            let config = config.clone();
+            let trust = trust.clone();
+            let chain = tls.chain.clone();
+            let key = tls.key.clone_key();
+            move || match http::tls::server_config(
+                chain.clone(),
+                key.clone_key(),
+                http::tls::ClientAuth::Required(trust.handshake_verifier()),
+            ) {
+                Ok(c) => config.replace(Arc::new(c)),
+                Err(e) => tracing::error!(error = %e, "mutual-TLS configuration not rebuilt"),
+            }
+        };
+        card_reloader =
+            Some(trust.spawn_reloader(settings.cps_reload_interval, on_reload, stop.clone()));
+        servers.push(tokio::spawn(listener::serve(
+            l,
+            Some(config),
+            http::card_listener_router(state.clone()),
             listener_settings(),
             graceful.clone(),
             stop.clone(),
@@ -221,6 +273,9 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         let _ = s.await;
     }
     let _ = mllp.await;
+    if let Some(task) = card_reloader {
+        let _ = task.await;
+    }
     migration.abort();
     if let Some(task) = auth_refresher.lock().expect("lock").take() {
         task.abort();
@@ -259,6 +314,9 @@ fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database
     println!("  HTTPS :               {}", settings.listen);
     if let Some(plain) = settings.plain_http_listen {
         println!("  HTTP (derrière un proxy) : {plain}");
+    }
+    if let (Some(addr), Some(url)) = (settings.mtls_listen, &settings.cps_public_url) {
+        println!("  Carte CPS (TLS mutuel)   : {url}/auth/cps  (écoute {addr})");
     }
     println!("  HL7 MLLP (identité) : {}", settings.mllp_listen);
     println!("  Certificat TLS SHA-256 : {}", tls.fingerprint);

@@ -3,7 +3,7 @@
 //! address and transport for the trusted-proxy logic, HTTP/1.1 and HTTP/2 on one port, and
 //! graceful draining on shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +16,30 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::Connection;
+
+/// The TLS configuration of a listener, read per connection: the mutual-TLS listener's is
+/// replaced when the card trust files are reloaded, without dropping open connections.
+#[derive(Clone)]
+pub struct TlsConfig(Arc<RwLock<Arc<rustls::ServerConfig>>>);
+
+impl TlsConfig {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsConfig(Arc::new(RwLock::new(config)))
+    }
+
+    pub fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        *self.0.write().expect("lock") = config;
+    }
+
+    fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.read().expect("lock").clone()
+    }
+}
+
+/// The client certificate chain of a TLS connection, when the client sent one (only the
+/// mutual-TLS listener asks), as a request extension.
+#[derive(Clone)]
+pub struct PeerCertificates(pub Arc<[rustls::pki_types::CertificateDer<'static>]>);
 
 pub struct ListenerSettings {
     pub header_timeout: Duration,
@@ -40,13 +64,12 @@ fn builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
 /// the caller can wait for them to drain.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsConfig>,
     app: Router,
     settings: ListenerSettings,
     graceful: Arc<GracefulShutdown>,
     stop: CancellationToken,
 ) {
-    let acceptor = tls.map(TlsAcceptor::from);
     let builder = Arc::new(builder(&settings));
     loop {
         let (tcp, peer) = tokio::select! {
@@ -62,7 +85,7 @@ pub async fn serve(
             () = stop.cancelled() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let acceptor = tls.as_ref().map(|t| TlsAcceptor::from(t.current()));
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -72,12 +95,17 @@ pub async fn serve(
                 peer,
                 tls: acceptor.is_some(),
             };
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(connection);
-                    app.clone().oneshot(request)
-                },
-            );
+            let service = move |peer_certificates: Option<PeerCertificates>| {
+                hyper::service::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(connection);
+                        if let Some(certs) = &peer_certificates {
+                            request.extensions_mut().insert(certs.clone());
+                        }
+                        app.clone().oneshot(request)
+                    },
+                )
+            };
             let result = match acceptor {
                 Some(acceptor) => {
                     let stream =
@@ -92,12 +120,18 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let peer_certificates = stream.get_ref().1.peer_certificates().map(|c| {
+                        PeerCertificates(c.iter().map(|c| c.clone().into_owned()).collect())
+                    });
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(stream),
+                        service(peer_certificates),
+                    );
                     watcher.watch(conn.into_owned()).await
                 }
                 None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tcp), service(None));
                     watcher.watch(conn.into_owned()).await
                 }
             };

@@ -2,6 +2,7 @@
 //! listeners (HTTPS over rustls, optional plain HTTP behind an ingress).
 
 pub mod auth_glue;
+pub mod cps;
 pub mod directory_lookup;
 pub mod fhir;
 pub mod forwarded;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     /// The WebAssembly plugin host (`/apps/{plugin}/…`); `None` when its engine could not start.
     pub plugins: Option<Arc<megalis_plugin_host::PluginHost>>,
+    /// Trust in CPS cards, when the mutual-TLS listener is configured.
+    pub card_trust: Option<Arc<crate::cps::CardTrust>>,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -68,6 +71,7 @@ impl AppState {
         audit: AuditLog,
         blobs: Arc<dyn BlobStore>,
         metrics: Metrics,
+        card_trust: Option<Arc<crate::cps::CardTrust>>,
     ) -> Self {
         let security_headers = SecurityHeaders::new(&settings);
         // Practitioners come from the directory; demo and test modes also know the documented
@@ -84,6 +88,7 @@ impl AppState {
             metrics,
             auth,
             plugins,
+            card_trust,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
@@ -391,12 +396,27 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(oauth::routes())
         .merge(portal::routes())
+        .merge(cps::portal_routes())
         .merge(crate::plugins::routes());
     // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
     app = app.merge(fhir::routes());
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
     }
+    with_front_layers(app, state)
+}
+
+/// The router of the mutual-TLS listener (CPS cards): the card login and the probes, with the
+/// same front layers (request id, error pages, metrics, security headers) as the main one.
+pub fn card_listener_router(state: AppState) -> Router {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(cps::card_listener_routes());
+    with_front_layers(app, state)
+}
+
+fn with_front_layers(app: Router<AppState>, state: AppState) -> Router {
+    let settings = &state.settings;
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

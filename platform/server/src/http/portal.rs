@@ -42,7 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/grants", get(admin_grants).post(admin_add_grant))
         .route("/admin/grants/remove", post(admin_remove_grant))
         .route("/apps/{application}/", get(application))
-        .route("/auth/cps", get(not_enabled))
         .route("/auth/psc", get(not_enabled))
         .route("/static/portal.css", get(css))
         .route("/static/portal.js", get(js))
@@ -805,8 +804,8 @@ async fn application(
     ))
 }
 
-/// CPS card and Pro Santé Connect login are not enabled yet (see the issue notes): say so
-/// plainly rather than fail obscurely.
+/// Pro Santé Connect login is not enabled yet (see the issue notes): say so plainly rather than
+/// fail obscurely.
 async fn not_enabled(headers: HeaderMap, Query(q): Query<LangQuery>) -> Result<Response, ApiError> {
     let t = texts(&q, &headers);
     Err(ApiError::new(

@@ -17,6 +17,10 @@ pub struct TlsMaterial {
     pub fingerprint: String,
     /// Where the self-signed certificate was written, when we made one.
     pub self_signed: Option<PathBuf>,
+    /// The chain and key, kept for the mutual-TLS listener (same server identity, other
+    /// client-certificate policy).
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
 }
 
 fn tls_error(path: &Path, reason: impl std::fmt::Display) -> ServerError {
@@ -55,25 +59,50 @@ pub fn load(
     let fingerprint = fingerprint(leaf);
     let private_key =
         PrivateKeyDer::from_pem_file(&key_path).map_err(|e| tls_error(&key_path, e))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            // rustls implements only TLS 1.2 and 1.3: older versions are refused by construction.
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| tls_error(&cert_path, e))?
-            .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(|e| {
-                tls_error(
-                    &key_path,
-                    format!("certificate and key do not form a usable pair: {e}"),
-                )
-            })?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config =
+        server_config(chain.clone(), private_key.clone_key(), ClientAuth::None).map_err(|e| {
+            tls_error(
+                &key_path,
+                format!("certificate and key do not form a usable pair: {e}"),
+            )
+        })?;
     Ok(TlsMaterial {
         config: Arc::new(config),
         fingerprint,
         self_signed,
+        chain,
+        key: private_key,
     })
+}
+
+/// Whether a listener asks for client certificates.
+pub enum ClientAuth {
+    /// The HTTPS listener: never (a browser would prompt for a certificate on every visit).
+    None,
+    /// The mutual-TLS listener: this verifier decides.
+    Required(Arc<dyn rustls::server::danger::ClientCertVerifier>),
+}
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration with our one policy: TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: ClientAuth,
+) -> Result<ServerConfig, rustls::Error> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        // rustls implements only TLS 1.2 and 1.3: older versions are refused by construction.
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Required(verifier) => builder.with_client_cert_verifier(verifier),
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
