@@ -12,5 +12,6 @@ mod e2e {
     pub mod identity;
     pub mod plugins;
     pub mod postgres;
+    pub mod psc;
     pub mod resilience;
 }

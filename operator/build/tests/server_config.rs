@@ -14,7 +14,7 @@ use megalis_operator_build::{ManagedKind, build};
 /// Keys the brief fixes for features the server does not implement yet; today's loader refuses
 /// them as unknown, so they are set aside here (and only rendered when the resource uses the
 /// feature, see `config::render`).
-const NOT_YET_IN_THE_SERVER: [&str; 2] = ["dicom", "oidc"];
+const NOT_YET_IN_THE_SERVER: [&str; 1] = ["dicom"];
 
 /// Keys of optional features: absent from the minimal region's configuration.
 const OPTIONAL: [&str; 6] = ["mtls_listen", "cps", "mllp", "dicom", "oidc", "plugins"];
@@ -124,4 +124,8 @@ fn production_region_config_loads_in_the_server() {
     assert!(settings.cps_ca.is_some());
     assert!(settings.mllp_listen.ip().is_unspecified());
     assert!(settings.plugins_config.is_absolute());
+    // Pro Santé Connect, its secret from the mounted Secret file.
+    let psc = settings.oidc_upstream.expect("upstream provider");
+    assert_eq!(psc.client_secret, "secret");
+    assert_eq!(psc.acr, "eidas1");
 }

@@ -19,20 +19,23 @@ pub const TICKET_LIFETIME_US: i64 = 60_000_000;
 /// RFC 8176 method of a card login: `sc` (smart card) and `pin` (the card's PIN unlocked the key).
 pub const CARD_AMR: &[&str] = &["sc", "pin"];
 
-/// Why a valid card does not open a session.
+/// Why a login by national id (a verified card, or an upstream provider's assertion) opens no
+/// session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CardRefusal {
+pub enum NationalIdRefusal {
     /// No active practitioner has this national id (unknown, or closed in the directory).
     UnknownPractitioner,
     /// The practitioner's account exists and an administrator disabled it.
     Disabled,
 }
 
-impl CardRefusal {
+impl NationalIdRefusal {
     pub fn as_str(self) -> &'static str {
         match self {
-            CardRefusal::UnknownPractitioner => "no active practitioner with this national id",
-            CardRefusal::Disabled => "account disabled",
+            NationalIdRefusal::UnknownPractitioner => {
+                "no active practitioner with this national id"
+            }
+            NationalIdRefusal::Disabled => "account disabled",
         }
     }
 }
@@ -41,7 +44,7 @@ impl CardRefusal {
 /// logged in gets a card-only professional account (no password; user name = national id):
 /// being in the directory is what "known" means for a card holder, and application grants still
 /// decide what they may open.
-pub(crate) async fn account_for_card(
+pub(crate) async fn account_for_practitioner(
     db: &Database,
     practitioner: &PractitionerInfo,
 ) -> Result<(Account, bool)> {

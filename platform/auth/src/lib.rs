@@ -5,6 +5,8 @@
 //!   TOTP second factor and hashed recovery codes.
 //! * [`card`]: CPS smart-card login (after the server's mutual-TLS listener checked the card)
 //!   and the one-time tickets that carry it to the portal's host.
+//! * [`federation`]: login federated to an upstream OpenID Provider (Pro Santé Connect): the
+//!   stored authorization state and the checks of its ID tokens.
 //! * [`session`]: server-side sessions (only a hash of the cookie value is stored), idle and
 //!   absolute timeouts, and the CSRF synchroniser token bound to each session.
 //! * [`oidc`]: the OpenID Provider's state — signing keys in the database (every replica signs and
@@ -19,6 +21,7 @@ pub mod account;
 pub mod card;
 mod crypto;
 pub mod directory;
+pub mod federation;
 pub mod grants;
 pub mod oidc;
 pub mod password;
@@ -28,11 +31,11 @@ pub mod session;
 pub mod totp;
 
 pub use account::{Account, AccountKind, NewAccount};
-pub use card::CardRefusal;
+pub use card::NationalIdRefusal;
 pub use directory::{PractitionerInfo, PractitionerLookup, StaticDirectory};
 pub use grants::{GrantKind, GrantRule};
 pub use principal::{Principal, PrincipalKind};
-pub use service::{Auth, AuthSettings, CardLogin, LoginOutcome};
+pub use service::{Auth, AuthSettings, CardLogin, FederatedLogin, LoginOutcome};
 
 /// The one error type of the auth crate.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use megalis_store::{Database, with_pool};
 use serde::{Deserialize, Serialize};
 
 use crate::account::{self, Account, AccountKind};
-use crate::card::{self, CardRefusal};
+use crate::card::{self, NationalIdRefusal};
 use crate::crypto::{pkce_s256, random_token};
 use crate::directory::PractitionerLookup;
 use crate::grants::{self, GrantRule};
@@ -98,6 +98,18 @@ pub enum LoginOutcome {
     },
 }
 
+/// The outcome of a federated login.
+#[derive(Debug)]
+pub enum FederatedLogin {
+    Session {
+        account: Box<Account>,
+        /// The session cookie value.
+        cookie: String,
+        provisioned: bool,
+    },
+    Refused(NationalIdRefusal),
+}
+
 /// The outcome of a card login.
 #[derive(Debug)]
 pub enum CardLogin {
@@ -107,7 +119,7 @@ pub enum CardLogin {
         /// A card-only account was created for this practitioner just now.
         provisioned: bool,
     },
-    Refused(CardRefusal),
+    Refused(NationalIdRefusal),
 }
 
 /// Claims of an RFC 9068 access token (and the Megalis claims resource servers need).
@@ -574,16 +586,39 @@ impl Auth {
     /// certificate names. On success, a one-time ticket the portal's host redeems for a session.
     pub async fn card_login(&self, national_id: &str) -> Result<CardLogin> {
         let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
-            return Ok(CardLogin::Refused(CardRefusal::UnknownPractitioner));
+            return Ok(CardLogin::Refused(NationalIdRefusal::UnknownPractitioner));
         };
-        let (account, provisioned) = card::account_for_card(&self.db, &practitioner).await?;
+        let (account, provisioned) =
+            card::account_for_practitioner(&self.db, &practitioner).await?;
         if account.disabled {
-            return Ok(CardLogin::Refused(CardRefusal::Disabled));
+            return Ok(CardLogin::Refused(NationalIdRefusal::Disabled));
         }
         let ticket = card::issue_ticket(&self.db, &account.id, card::CARD_AMR).await?;
         Ok(CardLogin::Ticket {
             ticket,
             account: Box::new(account),
+            provisioned,
+        })
+    }
+
+    /// Login asserted by the upstream provider (Pro Santé Connect) for a national id, after the
+    /// server checked its ID token. Opens a session at once (the callback reaches the portal's
+    /// own host); `eidas1` is strong authentication, so no second factor is asked.
+    pub async fn federated_login(&self, national_id: &str) -> Result<FederatedLogin> {
+        let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
+            return Ok(FederatedLogin::Refused(
+                NationalIdRefusal::UnknownPractitioner,
+            ));
+        };
+        let (account, provisioned) =
+            card::account_for_practitioner(&self.db, &practitioner).await?;
+        if account.disabled {
+            return Ok(FederatedLogin::Refused(NationalIdRefusal::Disabled));
+        }
+        let (cookie, _) = self.open_session(&account, &["fed"], true).await?;
+        Ok(FederatedLogin::Session {
+            account: Box::new(account),
+            cookie,
             provisioned,
         })
     }

@@ -732,7 +732,7 @@ both_backends!(directory_closure, directory_closure_refuses_tokens);
 /// strong session on the practitioner's account. A practitioner without an account gets a
 /// card-only one; unknown, closed and disabled are refused.
 async fn card_login_tickets(b: Backend) {
-    use megalis_auth::{CardLogin, CardRefusal};
+    use megalis_auth::{CardLogin, NationalIdRefusal};
     let e = env(b).await;
     let CardLogin::Ticket {
         ticket,
@@ -799,17 +799,17 @@ async fn card_login_tickets(b: Backend) {
 
     assert!(matches!(
         e.auth.card_login("810000000000").await.unwrap(),
-        CardLogin::Refused(CardRefusal::UnknownPractitioner)
+        CardLogin::Refused(NationalIdRefusal::UnknownPractitioner)
     ));
     e.auth.set_account_disabled("alegoff", true).await.unwrap();
     assert!(matches!(
         e.auth.card_login(NID).await.unwrap(),
-        CardLogin::Refused(CardRefusal::Disabled)
+        CardLogin::Refused(NationalIdRefusal::Disabled)
     ));
     e.directory.close("810009876543");
     assert!(matches!(
         e.auth.card_login("810009876543").await.unwrap(),
-        CardLogin::Refused(CardRefusal::UnknownPractitioner)
+        CardLogin::Refused(NationalIdRefusal::UnknownPractitioner)
     ));
 }
 both_backends!(card_login, card_login_tickets);

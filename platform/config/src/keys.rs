@@ -228,6 +228,56 @@ pub static KEYS: &[Key] = &[
         "PEM private key of the HTTPS listener",
     ),
     key(
+        "oidc.upstream_issuer",
+        Kind::Url,
+        None,
+        Serve,
+        "Issuer of the upstream OpenID Provider for federated login (Pro Santé Connect); its \
+         /.well-known/openid-configuration is read at first use",
+    ),
+    key(
+        "oidc.upstream_client_id",
+        Kind::Text,
+        None,
+        Serve,
+        "Client id of this platform at the upstream provider",
+    ),
+    secret(
+        "oidc.upstream_client_secret",
+        Kind::Text,
+        Serve,
+        "Client secret of this platform at the upstream provider",
+    ),
+    key(
+        "oidc.upstream_scope",
+        Kind::Text,
+        Some("openid scope_all"),
+        Serve,
+        "Scopes asked of the upstream provider",
+    ),
+    key(
+        "oidc.upstream_acr",
+        Kind::Text,
+        Some("eidas1"),
+        Serve,
+        "acr_values sent to the upstream provider and required in its ID tokens",
+    ),
+    key(
+        "oidc.upstream_national_id_claim",
+        Kind::Text,
+        Some("SubjectNameID"),
+        Serve,
+        "Claim (ID token, else /userinfo) holding the national id (8 + RPPS)",
+    ),
+    key(
+        "oidc.upstream_ca",
+        Kind::Path,
+        None,
+        Serve,
+        "Extra PEM CA trusted for the upstream provider's HTTPS (tests, private providers); the \
+         system's roots are always trusted",
+    ),
+    key(
         "http.body_limit",
         Kind::Size,
         Some("10MiB"),

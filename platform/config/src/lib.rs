@@ -431,6 +431,19 @@ pub enum BlobBackend {
     S3,
 }
 
+/// Federated login to an upstream OpenID Provider (Pro Santé Connect).
+#[derive(Debug, Clone)]
+pub struct UpstreamOidc {
+    /// Without trailing slash.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: String,
+    pub acr: String,
+    pub national_id_claim: String,
+    pub extra_ca: Option<PathBuf>,
+}
+
 /// The typed configuration every subcommand receives.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -455,6 +468,7 @@ pub struct Settings {
     /// Where browsers reach the mutual-TLS listener (no trailing slash); set with `mtls_listen`.
     pub cps_public_url: Option<String>,
     pub cps_reload_interval: Duration,
+    pub oidc_upstream: Option<UpstreamOidc>,
     pub http_body_limit: u64,
     pub http_request_timeout: Duration,
     pub http_header_timeout: Duration,
@@ -709,6 +723,27 @@ impl Settings {
                 Some(format!("https://{host}:{}", addr.port()))
             }
         };
+        let oidc_upstream = match t.parse("oidc.upstream_issuer", parse_public_url)? {
+            None => None,
+            Some(issuer) => {
+                let text = |key: &'static str| t.parse(key, |s| Ok(s.to_string()));
+                let needed = |key: &'static str| -> Result<String, ConfigError> {
+                    text(key)?
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or_else(|| t.invalid(key, "required when oidc.upstream_issuer is set"))
+                };
+                Some(UpstreamOidc {
+                    issuer,
+                    client_id: needed("oidc.upstream_client_id")?,
+                    client_secret: needed("oidc.upstream_client_secret")?,
+                    scope: t.required("oidc.upstream_scope", |s| Ok(s.to_string()))?,
+                    acr: t.required("oidc.upstream_acr", |s| Ok(s.to_string()))?,
+                    national_id_claim: t
+                        .required("oidc.upstream_national_id_claim", |s| Ok(s.to_string()))?,
+                    extra_ca: t.parse("oidc.upstream_ca", |s| Ok(PathBuf::from(s)))?,
+                })
+            }
+        };
         let blobs_backend = t.required("blobs.backend", |s| match s {
             "local" => Ok(BlobBackend::Local),
             "s3" => Ok(BlobBackend::S3),
@@ -741,6 +776,7 @@ impl Settings {
             cps_ca,
             cps_crl: t.parse("cps.crl", |s| Ok(PathBuf::from(s)))?,
             cps_public_url,
+            oidc_upstream,
             cps_reload_interval: t.required("cps.reload_interval", parse_duration)?,
             http_body_limit: t.required("http.body_limit", parse_size)?,
             http_request_timeout: t.required("http.request_timeout", parse_duration)?,

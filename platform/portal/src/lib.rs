@@ -39,6 +39,10 @@ pub struct LoginPage<'a> {
     pub next: String,
     pub username: String,
     pub error: Option<String>,
+    /// The CPS card listener is configured (`mtls_listen`).
+    pub card_login: bool,
+    /// An upstream provider is configured (Pro Santé Connect).
+    pub federated_login: bool,
 }
 
 #[derive(Template)]
@@ -127,6 +131,8 @@ mod tests {
                 next: "/".into(),
                 username: "<script>alert(1)</script>".into(),
                 error: Some("Identifiant ou mot de passe incorrect".into()),
+                card_login: true,
+                federated_login: true,
             }
             .render()
             .unwrap();
@@ -157,11 +163,27 @@ mod tests {
             next: "/".into(),
             username: String::new(),
             error: None,
+            card_login: true,
+            federated_login: true,
         }
         .render()
         .unwrap();
         assert!(fr.contains("Se connecter avec ma carte CPS"));
         assert!(fr.contains("Pro Santé Connect"));
+        // Methods the platform does not offer are not shown.
+        let password_only = LoginPage {
+            t: Texts::of(Lang::Fr),
+            user: None,
+            csrf: String::new(),
+            next: "/".into(),
+            username: String::new(),
+            error: None,
+            card_login: false,
+            federated_login: false,
+        }
+        .render()
+        .unwrap();
+        assert!(!password_only.contains("cps-login") && !password_only.contains("psc-login"));
     }
 
     #[test]

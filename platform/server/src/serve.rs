@@ -137,6 +137,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         blobs,
         Metrics::new(),
         card_trust.clone(),
+        http::federation::upstream(&settings)?,
     );
     let app = http::router(state.clone());
     // The identity feed. Until the migrations are done its messages are answered AE (code 207,

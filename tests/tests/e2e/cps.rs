@@ -16,12 +16,12 @@ use time::OffsetDateTime;
 
 const ANNE: &str = "810001234567";
 
-struct Ca {
+pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    pub pem: String,
 }
 
-fn ca(name: &str) -> Ca {
+pub fn ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
@@ -39,7 +39,7 @@ fn ca(name: &str) -> Ca {
 }
 
 /// A card certificate: CN = national id, client-authentication usage, given validity.
-fn card(
+pub fn card(
     dir: &Path,
     name: &str,
     ca: &Ca,
@@ -70,7 +70,7 @@ fn card(
     (c, k)
 }
 
-fn crl(ca: &Ca, revoked: &[u8], next_update: OffsetDateTime, number: u8) -> String {
+pub fn crl(ca: &Ca, revoked: &[u8], next_update: OffsetDateTime, number: u8) -> String {
     let now = OffsetDateTime::now_utc();
     CertificateRevocationListParams {
         this_update: now - time::Duration::hours(2),
@@ -94,14 +94,14 @@ fn crl(ca: &Ca, revoked: &[u8], next_update: OffsetDateTime, number: u8) -> Stri
     .unwrap()
 }
 
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
+pub struct Answer {
+    pub status: u16,
+    pub location: String,
+    pub body: String,
 }
 
 /// `GET /auth/cps` on the card listener with `curl`, presenting a certificate (or none).
-fn curl_card(s: &Server, port: u16, cert: Option<(&Path, &Path)>) -> Result<Answer, String> {
+pub fn curl_card(s: &Server, port: u16, cert: Option<(&Path, &Path)>) -> Result<Answer, String> {
     let body = tempfile::NamedTempFile::new().unwrap();
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "20", "-H", "Accept: text/html"])
@@ -129,7 +129,7 @@ fn curl_card(s: &Server, port: u16, cert: Option<(&Path, &Path)>) -> Result<Answ
     })
 }
 
-fn no_redirect_client(s: &Server) -> reqwest::Client {
+pub fn no_redirect_client(s: &Server) -> reqwest::Client {
     let pem = std::fs::read(s.cert_path()).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
@@ -140,7 +140,7 @@ fn no_redirect_client(s: &Server) -> reqwest::Client {
 }
 
 /// (action, outcome, detail) of every audit record, read from the server's SQLite database.
-async fn audit_actions(s: &Server) -> Vec<(String, String, String)> {
+pub async fn audit_actions(s: &Server) -> Vec<(String, String, String)> {
     let db = megalis_store::Database::open(
         &megalis_store::Database::default_url(&s.data_dir),
         &megalis_store::PoolSettings::default(),
@@ -214,6 +214,23 @@ async fn a_cps_card_opens_a_portal_session_and_bad_cards_get_a_clear_page() {
     assert_eq!(
         r.headers()["location"],
         format!("https://127.0.0.1:{mtls_port}/auth/cps")
+    );
+
+    let login = c
+        .get(s.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        login.contains("id=\"cps-login\""),
+        "the login page offers the card"
+    );
+    assert!(
+        !login.contains("id=\"psc-login\""),
+        "no upstream provider configured"
     );
 
     // The card listener requires a certificate: without one the handshake fails.

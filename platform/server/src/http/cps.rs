@@ -129,10 +129,10 @@ async fn card_login(
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 match reason {
-                    megalis_auth::CardRefusal::UnknownPractitioner => {
+                    megalis_auth::NationalIdRefusal::UnknownPractitioner => {
                         "Votre carte est valide, mais aucun professionnel actif ne correspond à son identifiant national dans l'annuaire. Contactez le support de la plateforme. / Your card is valid but no active practitioner has its national id."
                     }
-                    megalis_auth::CardRefusal::Disabled => {
+                    megalis_auth::NationalIdRefusal::Disabled => {
                         "Votre compte a été désactivé par un administrateur. / Your account has been disabled."
                     }
                 },

@@ -4,6 +4,7 @@
 pub mod auth_glue;
 pub mod cps;
 pub mod directory_lookup;
+pub mod federation;
 pub mod fhir;
 pub mod forwarded;
 pub mod listener;
@@ -50,6 +51,8 @@ pub struct Shared {
     pub plugins: Option<Arc<megalis_plugin_host::PluginHost>>,
     /// Trust in CPS cards, when the mutual-TLS listener is configured.
     pub card_trust: Option<Arc<crate::cps::CardTrust>>,
+    /// The upstream OpenID Provider (Pro Santé Connect), when configured.
+    pub upstream_oidc: Option<Arc<federation::Upstream>>,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -72,6 +75,7 @@ impl AppState {
         blobs: Arc<dyn BlobStore>,
         metrics: Metrics,
         card_trust: Option<Arc<crate::cps::CardTrust>>,
+        upstream_oidc: Option<Arc<federation::Upstream>>,
     ) -> Self {
         let security_headers = SecurityHeaders::new(&settings);
         // Practitioners come from the directory; demo and test modes also know the documented
@@ -89,6 +93,7 @@ impl AppState {
             auth,
             plugins,
             card_trust,
+            upstream_oidc,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
@@ -397,6 +402,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(portal::routes())
         .merge(cps::portal_routes())
+        .merge(federation::routes())
         .merge(crate::plugins::routes());
     // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
     app = app.merge(fhir::routes());

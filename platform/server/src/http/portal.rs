@@ -42,7 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/grants", get(admin_grants).post(admin_add_grant))
         .route("/admin/grants/remove", post(admin_remove_grant))
         .route("/apps/{application}/", get(application))
-        .route("/auth/psc", get(not_enabled))
         .route("/static/portal.css", get(css))
         .route("/static/portal.js", get(js))
 }
@@ -81,7 +80,7 @@ fn user_bar(p: &Principal) -> Option<UserBar> {
 }
 
 /// Only local paths: an attacker must not turn the login page into an open redirect.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
         _ => "/".to_string(),
@@ -158,6 +157,7 @@ async fn home(
 }
 
 fn login_form(
+    state: &AppState,
     t: &'static Texts,
     next: String,
     username: String,
@@ -171,6 +171,8 @@ fn login_form(
         next,
         username,
         error,
+        card_login: state.card_trust.is_some(),
+        federated_login: state.upstream_oidc.is_some(),
     })?;
     set_cookie(
         &mut r,
@@ -182,6 +184,7 @@ fn login_form(
 }
 
 async fn login_page(
+    State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
     Query(q): Query<LangQuery>,
@@ -190,7 +193,7 @@ async fn login_page(
     if principal.session.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    login_form(texts(&q, &headers), next, String::new(), None)
+    login_form(&state, texts(&q, &headers), next, String::new(), None)
 }
 
 #[derive(Deserialize)]
@@ -271,7 +274,7 @@ async fn login(
                 .detail(reason.as_str())
                 .send(&state)
                 .await?;
-            login_form(t, next, form.username, Some(t.login_failed.into()))
+            login_form(&state, t, next, form.username, Some(t.login_failed.into()))
         }
         LoginOutcome::Locked { .. } => {
             audit
@@ -280,7 +283,7 @@ async fn login(
                 .detail("locked")
                 .send(&state)
                 .await?;
-            login_form(t, next, form.username, Some(t.locked.into()))
+            login_form(&state, t, next, form.username, Some(t.locked.into()))
         }
     }
 }
@@ -801,16 +804,6 @@ async fn application(
         format!(
             "L'application {application} n'est pas déployée sur cette plateforme. / The application {application} is not deployed on this platform."
         ),
-    ))
-}
-
-/// Pro Santé Connect login is not enabled yet (see the issue notes): say so plainly rather than
-/// fail obscurely.
-async fn not_enabled(headers: HeaderMap, Query(q): Query<LangQuery>) -> Result<Response, ApiError> {
-    let t = texts(&q, &headers);
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        t.unavailable_method,
     ))
 }
 
