@@ -101,11 +101,58 @@ fn module_path(sha256: &str) -> String {
     format!("{DATA_DIR}/plugins/{sha256}.wasm")
 }
 
-/// `plugins.toml`: one `[plugins.<id>]` table per loaded plugin.
+/// One entry of `plugins.toml`, in the format of the server's plugin host
+/// (`megalis_plugin_host::PluginsConfig`; a test there parses this crate's snapshot).
+#[derive(Serialize)]
+struct HostEntry<'a> {
+    id: &'a str,
+    sha256: &'a str,
+    /// WIT interface names; the host grants those it implements and ignores, with a warning,
+    /// those it does not (a plugin importing one is then refused at load, by name).
+    grants: &'a [String],
+    limits: HostLimits,
+    config: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct HostLimits {
+    memory_mib: u32,
+    timeout_ms: u32,
+    /// One instance per request: the Plugin's `maxInstances` is its concurrent-request cap.
+    max_concurrency: u32,
+}
+
+#[derive(Serialize)]
+struct HostFile<'a> {
+    plugins: Vec<HostEntry<'a>>,
+}
+
+/// `plugins.toml`: one `[[plugins]]` entry per loaded plugin, sorted by id. The module itself
+/// is `<data dir>/plugins/<sha256>.wasm`, where the init container put it.
 pub fn render_toml(loaded: &[LoadedPlugin]) -> Result<String, BuildError> {
-    let plugins: BTreeMap<&str, &LoadedPlugin> =
-        loaded.iter().map(|p| (p.id.as_str(), p)).collect();
-    let body = toml::to_string(&BTreeMap::from([("plugins", plugins)]))?;
+    let mut sorted: Vec<&LoadedPlugin> = loaded.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let file = HostFile {
+        plugins: sorted
+            .into_iter()
+            .map(|p| HostEntry {
+                id: &p.id,
+                sha256: &p.sha256,
+                grants: &p.capabilities,
+                limits: HostLimits {
+                    memory_mib: p.limits.memory_mib,
+                    timeout_ms: p.limits.timeout_ms,
+                    max_concurrency: p.limits.max_instances,
+                },
+                config: &p.config,
+            })
+            .collect(),
+    };
+    let body = if file.plugins.is_empty() {
+        "plugins = []\n".to_owned()
+    } else {
+        toml::to_string(&file)?
+    };
     Ok(format!(
         "# Rendered by megalis-operator from the Plugin resources; the server watches this file.\n{body}"
     ))

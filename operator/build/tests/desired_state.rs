@@ -331,19 +331,19 @@ fn plugins_are_reported_loaded_missing_or_refused() {
         .unwrap()
         .parse()
         .unwrap();
-    let loaded: Vec<_> = toml["plugins"]
-        .as_table()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let entries = toml["plugins"].as_array().unwrap();
+    let loaded: Vec<_> = entries.iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(loaded, vec!["breizh-rein", "messaging"]);
-    let messaging = &toml["plugins"]["messaging"];
+    let messaging = &entries[1];
     assert_eq!(
-        messaging["module"].as_str().unwrap(),
-        "/var/lib/megalis/plugins/2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae.wasm"
+        messaging["sha256"].as_str().unwrap(),
+        "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
     );
     assert_eq!(messaging["limits"]["memory_mib"].as_integer(), Some(128));
+    assert_eq!(
+        messaging["limits"]["max_concurrency"].as_integer(),
+        Some(64)
+    );
     assert_eq!(
         messaging["config"]["mssante-domain"].as_str(),
         Some("bretagne.mssante.fr")

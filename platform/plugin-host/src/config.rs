@@ -27,7 +27,7 @@ pub struct PluginEntry {
     /// SHA-256 of the module; the module is `<plugins dir>/<sha256>.wasm`.
     pub sha256: String,
     /// Capabilities the operator grants. The plugin gets manifest ∩ grants.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "grants")]
     pub grants: BTreeSet<Capability>,
     /// Limits imposed by the operator; each one caps what the manifest asks for.
     #[serde(default)]
@@ -35,6 +35,24 @@ pub struct PluginEntry {
     /// Values the plugin reads with `context.config(key)`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+}
+
+/// Grants are given by short name (`store`) or WIT interface (`megalis:platform/store@0.1.0`, as
+/// the Kubernetes operator writes them). A grant of a capability this host does not implement
+/// grants nothing and is logged: one plugin asking for a newer platform must not stop the file
+/// from loading for all the others; a module that imports it is refused at load, by name.
+fn grants<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<Capability>, D::Error> {
+    let names: Vec<String> = Deserialize::deserialize(d)?;
+    Ok(names
+        .iter()
+        .filter_map(|name| {
+            let found = Capability::from_grant(name);
+            if found.is_none() {
+                tracing::warn!(grant = %name, "grant of a capability this platform does not offer: ignored");
+            }
+            found
+        })
+        .collect())
 }
 
 impl PluginsConfig {
@@ -132,6 +150,45 @@ mod tests {
     const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn grants_by_interface_name_and_unknown_capabilities() {
+        let text = format!(
+            "[[plugins]]\nid = \"m\"\nsha256 = \"{DIGEST}\"\ngrants = [\"megalis:platform/store@0.1.0\", \
+             \"consent\", \"megalis:platform/directory@0.1.0\", \"megalis:platform/audit@9.0.0\"]\n"
+        );
+        let c = PluginsConfig::parse("plugins.toml", &text).unwrap();
+        assert_eq!(
+            c.plugins[0].grants,
+            BTreeSet::from([Capability::Store, Capability::Consent]),
+            "unknown capabilities and other major versions grant nothing"
+        );
+    }
+
+    /// The Kubernetes operator renders plugins.toml into a ConfigMap; its snapshot of a region
+    /// with four plugins must load here as it is.
+    #[test]
+    fn the_operators_rendering_loads() {
+        let snapshot = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../operator/build/tests/snapshots/snapshots__bretagne.snap"
+        ))
+        .unwrap();
+        let line = snapshot
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("plugins.toml: "))
+            .expect("a plugins.toml in the snapshot");
+        // A YAML double-quoted scalar: its escapes here are JSON's.
+        let text: String = serde_json::from_str(line).unwrap();
+        let c = PluginsConfig::parse("plugins.toml", &text).unwrap();
+        let ids: Vec<&str> = c.plugins.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["breizh-rein", "imaging", "messaging", "video"]);
+        let messaging = &c.plugins[2];
+        assert!(messaging.grants.contains(&Capability::Store));
+        assert_eq!(messaging.limits.memory_mib, Some(128));
+        assert_eq!(messaging.limits.max_concurrency, Some(64));
+        assert_eq!(messaging.config["mssante-domain"], "bretagne.mssante.fr");
+    }
+
+    #[test]
     fn parses_grants_limits_and_config() {
         let text = format!(
             "[[plugins]]\nid = \"imaging\"\nsha256 = \"{DIGEST}\"\ngrants = [\"store\"]\n\
@@ -161,8 +218,8 @@ mod tests {
                 "invalid plugin id",
             ),
             (
-                format!("[[plugins]]\nid = \"a\"\nsha256 = \"{DIGEST}\"\ngrants = [\"files\"]\n"),
-                "unknown variant",
+                format!("[[plugins]]\nid = \"a\"\nsha256 = \"{DIGEST}\"\ngrants = \"store\"\n"),
+                "sequence",
             ),
         ];
         for (text, expected) in cases {

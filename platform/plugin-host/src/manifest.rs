@@ -9,6 +9,16 @@ use serde::Deserialize;
 
 use crate::PluginError;
 
+/// Version of the `megalis:platform` WIT package this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Whether a requested package version is served by [`WIT_VERSION`] (0.x: same minor).
+fn compatible(version: &str) -> bool {
+    let mut asked = version.split('.');
+    let mut ours = WIT_VERSION.split('.');
+    asked.next() == ours.next() && asked.next() == ours.next()
+}
+
 /// Name of the custom section holding the manifest.
 pub const MANIFEST_SECTION: &str = "megalis-plugin-manifest";
 
@@ -41,6 +51,22 @@ impl Capability {
             Capability::Audit => "audit",
             Capability::Logging => "logging",
         }
+    }
+
+    /// A grant: the short name (`store`) or the WIT interface with a version this host
+    /// implements (`megalis:platform/store@0.1.0`; semver: same major, and 0.x same minor).
+    pub fn from_grant(name: &str) -> Option<Capability> {
+        let short = match name.strip_prefix("megalis:platform/") {
+            Some(rest) => {
+                let (interface, version) = rest.split_once('@').unwrap_or((rest, WIT_VERSION));
+                if !compatible(version) {
+                    return None;
+                }
+                interface
+            }
+            None => name,
+        };
+        Capability::ALL.into_iter().find(|c| c.interface() == short)
     }
 
     pub fn from_interface(name: &str) -> Option<Capability> {

@@ -524,17 +524,16 @@ async fn patient_data_in_the_store_goes_through_the_access_decision_and_the_audi
 #[tokio::test]
 async fn a_hot_swap_under_load_fails_no_request() {
     let h = harness();
-    let mut v1 = h.entry("app", "probe", PROBE_GRANTS);
-    let mut v2 = h.entry("app", "hello", &[]);
-    // A permit is handed back when the guest task ends, which may be a moment after the
-    // client has read the whole body: leave headroom so the concurrency cap (tested on
-    // its own above) cannot answer Busy here.
-    v1.limits.max_concurrency = Some(64);
-    v2.limits.max_concurrency = Some(64);
+    let v1 = h.entry("app", "probe", PROBE_GRANTS);
+    let v2 = h.entry("app", "hello", &[]);
     assert!(h.apply(vec![v1.clone()]).await.is_empty());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
-    for _ in 0..8 {
+    // Half the probe's concurrency cap (8, from its manifest): a permit is handed back when the
+    // guest task ends, which may be a moment after the client has read the whole body, so as
+    // many clients as permits could meet Busy, which is the cap's answer (tested on its own
+    // above), not a failure of the swap.
+    for _ in 0..4 {
         let host = h.host.clone();
         let stop = stop.clone();
         clients.push(tokio::spawn(async move {
