@@ -273,6 +273,10 @@ pub struct MtlsSpec {
     pub crl: bool,
     #[serde(default = "default_mtls_port")]
     pub port: i32,
+    /// DNS name of the mutual-TLS LoadBalancer (e.g. `cps.sante.example.org`), where the login
+    /// page sends card users; `serverTlsSecret` must name it too. Default: the public host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(flatten)]
     pub exposure: ExposureSpec,
 }

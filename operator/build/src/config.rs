@@ -51,6 +51,12 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
         if mtls.crl {
             cps.insert("crl".into(), format!("{CPS_DIR}/crl.pem").into());
         }
+        if let Some(host) = &mtls.host {
+            cps.insert(
+                "public_url".into(),
+                format!("https://{host}:{}", mtls.port).into(),
+            );
+        }
         root.insert("cps".into(), cps.into());
     }
 
@@ -118,13 +124,9 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
             table([("listen", format!("0.0.0.0:{port}").into())]),
         );
     }
-    if let Some(dicom) = &spec.dicom {
-        let port = dicom.port.unwrap_or(DICOM_PORT);
-        root.insert(
-            "dicom".into(),
-            table([("listen", format!("0.0.0.0:{port}").into())]),
-        );
-    }
+    // spec.dicom gets its Service, container port and NetworkPolicy (so that hospital networks
+    // are declared once), but no server key: the DICOM DIMSE gateway comes with the imaging
+    // plugin, and a server refuses keys it does not know. See docs/operator-guide.md.
     if let Some(oidc) = &spec.oidc {
         root.insert(
             "oidc".into(),

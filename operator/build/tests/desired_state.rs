@@ -185,7 +185,7 @@ fn configuration_keys_follow_the_platform_contract() {
         ("audit.checkpoint_interval", "10s"),
         ("shutdown.grace_period", "20s"),
         ("mllp.listen", "0.0.0.0:2575"),
-        ("dicom.listen", "0.0.0.0:4242"),
+        ("cps.public_url", "https://cps.sante.bretagne.example.org:8444"),
         ("oidc.upstream_client_id", "megalis-bretagne"),
         ("plugins.config", "/etc/megalis/plugins.toml"),
         ("log.format", "json"),
@@ -199,6 +199,10 @@ fn configuration_keys_follow_the_platform_contract() {
         "secrets stay out of the ConfigMap"
     );
     assert!(toml["blobs"].get("s3_secret_access_key").is_none());
+    assert!(
+        toml.get("dicom").is_none(),
+        "no server key for DICOM until the server has a DIMSE gateway"
+    );
 }
 
 #[test]

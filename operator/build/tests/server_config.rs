@@ -11,11 +11,6 @@ use megalis_config::{Scope, Settings, global_args, resolve, scoped_args};
 use megalis_operator_api::RegionalPlatform;
 use megalis_operator_build::{ManagedKind, build};
 
-/// Keys the brief fixes for features the server does not implement yet; today's loader refuses
-/// them as unknown, so they are set aside here (and only rendered when the resource uses the
-/// feature, see `config::render`).
-const NOT_YET_IN_THE_SERVER: [&str; 1] = ["dicom"];
-
 /// Keys of optional features: absent from the minimal region's configuration.
 const OPTIONAL: [&str; 6] = ["mtls_listen", "cps", "mllp", "dicom", "oidc", "plugins"];
 
@@ -25,17 +20,11 @@ fn load(platform: &RegionalPlatform) -> Result<Settings, String> {
     let config = state
         .find(ManagedKind::ConfigMap, &format!("{name}-config"))
         .unwrap();
-    let mut table: toml::Table = config.data["data"]["megalis.toml"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    for key in NOT_YET_IN_THE_SERVER {
-        table.remove(key);
-    }
+    // Exactly as rendered: every key must be one the server knows.
+    let text = config.data["data"]["megalis.toml"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("megalis.toml");
-    std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
 
     // The environment of the server container; files of mounted Secrets are replaced by values.
     let deployment =
@@ -122,6 +111,10 @@ fn production_region_config_loads_in_the_server() {
     // Deployment mounts them.
     assert!(settings.mtls_listen.is_some());
     assert!(settings.cps_ca.is_some());
+    assert_eq!(
+        settings.cps_public_url.as_deref(),
+        Some("https://cps.sante.bretagne.example.org:8444")
+    );
     assert!(settings.mllp_listen.ip().is_unspecified());
     assert!(settings.plugins_config.is_absolute());
     // Pro Santé Connect, its secret from the mounted Secret file.

@@ -451,7 +451,7 @@ async fn missing_plugin_keeps_the_platform_running_but_not_ready() {
     assert_eq!(plugin_ready("video")["reason"], "Refused");
     assert_eq!(plugin_ready("imaging")["reason"], "NotEnabled");
     assert_eq!(plugin_ready("imaging")["status"], "False");
-    assert_eq!(table["plugins"].as_table().unwrap().len(), 4, "{toml}");
+    assert_eq!(table["plugins"].as_array().unwrap().len(), 4, "{toml}");
 }
 
 #[test]
