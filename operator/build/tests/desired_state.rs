@@ -185,7 +185,10 @@ fn configuration_keys_follow_the_platform_contract() {
         ("audit.checkpoint_interval", "10s"),
         ("shutdown.grace_period", "20s"),
         ("mllp.listen", "0.0.0.0:2575"),
-        ("cps.public_url", "https://cps.sante.bretagne.example.org:8444"),
+        (
+            "cps.public_url",
+            "https://cps.sante.bretagne.example.org:8444",
+        ),
         ("oidc.upstream_client_id", "megalis-bretagne"),
         ("plugins.config", "/etc/megalis/plugins.toml"),
         ("log.format", "json"),
