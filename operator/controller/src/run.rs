@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
@@ -81,6 +83,9 @@ pub async fn run(options: RunOptions) -> Result<(), Error> {
         .owns(owned_api!(Deployment), owned.clone())
         .owns(owned_api!(Service), owned.clone())
         .owns(owned_api!(ConfigMap), owned.clone())
+        .owns(owned_api!(Ingress), owned.clone())
+        .owns(owned_api!(PodDisruptionBudget), owned.clone())
+        .owns(owned_api!(HorizontalPodAutoscaler), owned.clone())
         .owns(owned_api!(NetworkPolicy), owned)
         .watches(plugins, watcher::Config::default(), |plugin: Plugin| {
             let namespace = plugin.namespace();
