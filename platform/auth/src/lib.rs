@@ -23,6 +23,7 @@ mod crypto;
 pub mod directory;
 pub mod federation;
 pub mod grants;
+mod jwt_crypto;
 pub mod oidc;
 pub mod password;
 pub mod principal;

@@ -270,6 +270,7 @@ impl Auth {
         settings: AuthSettings,
         directory: Arc<dyn PractitionerLookup>,
     ) -> Arc<Auth> {
+        crate::jwt_crypto::install();
         Arc::new(Auth {
             db,
             settings,
