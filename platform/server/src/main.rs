@@ -65,7 +65,9 @@ pub fn audit_error(e: megalis_audit::AuditError) -> ApiError {
     }
 }
 
-fn init_logging(settings: &Settings) {
+/// Starts logging; an invalid `log.level` filter is a configuration error like any other (it
+/// used to fall back to `info` silently, hiding the typo and the logs asked for).
+fn init_logging(settings: &Settings) -> Result<(), String> {
     // rustls warns about every client that sends an IP address as SNI (curl, wrk, probes): noise
     // that would also cost a log line per connection, so it is quiet unless asked for.
     let directives = if settings.log_level.contains("rustls") {
@@ -73,8 +75,15 @@ fn init_logging(settings: &Settings) {
     } else {
         format!("{},rustls=error", settings.log_level)
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(&directives)
+        .map_err(|e| {
+            format!(
+                "invalid value {:?} for log.level: {e} (expected a tracing filter such as \
+                 `info` or `megalis=debug,info`)",
+                settings.log_level
+            )
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -82,6 +91,7 @@ fn init_logging(settings: &Settings) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+    Ok(())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -116,7 +126,10 @@ fn main() -> ExitCode {
         print!("{}", resolved.show(&settings));
         return ExitCode::SUCCESS;
     }
-    init_logging(&settings);
+    if let Err(e) = init_logging(&settings) {
+        eprintln!("megalis: {e}");
+        return ExitCode::from(2);
+    }
     let result = match path.as_slice() {
         ["serve"] => runtime().block_on(serve::run(settings)),
         ["migrate"] => runtime().block_on(cli::migrate(settings)),

@@ -151,10 +151,14 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
 
     // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.
     let fatal = CancellationToken::new();
+    // What stopped the start, for the exit message (the log has the details).
+    let fatal_reason: Arc<std::sync::Mutex<&'static str>> =
+        Arc::new(std::sync::Mutex::new("database migration failed"));
     let auth_refresher: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
     let migration = {
         let state = state.clone();
         let fatal = fatal.clone();
+        let fatal_reason = fatal_reason.clone();
         let auth_refresher = auth_refresher.clone();
         tokio::spawn(async move {
             match state.db.migrate_when_available(None).await {
@@ -162,6 +166,8 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
                     // Signing keys, grants and the revocation list come from the database.
                     if let Err(e) = state.auth.init().await {
                         tracing::error!(error = %e, "authentication service failed to start");
+                        *fatal_reason.lock().expect("lock") =
+                            "the authentication service failed to start";
                         fatal.cancel();
                         return;
                     }
@@ -170,6 +176,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
                             crate::demo::seed(&state.auth, &state.settings.public_url).await
                     {
                         tracing::error!(error = %e, "demo region could not be seeded");
+                        *fatal_reason.lock().expect("lock") = "the demo region could not be seeded";
                         fatal.cancel();
                         return;
                     }
@@ -297,9 +304,8 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     db.close().await;
     tracing::info!("stopped");
     if reason == "fatal error" {
-        return Err(ServerError::Fatal(
-            "database migration failed (see the log above)".into(),
-        ));
+        let why = *fatal_reason.lock().expect("lock");
+        return Err(ServerError::Fatal(format!("{why} (see the log above)")));
     }
     Ok(())
 }

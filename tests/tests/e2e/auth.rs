@@ -532,6 +532,11 @@ async fn browser_logs_in_to_the_launcher() {
     assert_eq!(v["lang"], "fr");
     assert_eq!(v["tiles"], serde_json::json!(["breizh-rein"]));
     assert_eq!(v["cps_button"], false, "no card listener, no card button");
+    // TOTP enrolment in the browser, then a sign-in that needs the code.
+    assert_eq!(v["recovery_codes"], 10);
+    assert_eq!(v["profile_after_logout"], true);
+    assert_eq!(v["refused_without_code"], true);
+    assert_eq!(v["tiles_after_totp"], serde_json::json!(["breizh-rein"]));
 }
 
 /// A practitioner closed by a directory import loses access at once: the portal session ends on

@@ -166,3 +166,22 @@ fn migrate_creates_the_schema_and_is_idempotent() {
     }
     assert!(data.join("megalis.db").exists());
 }
+
+#[test]
+fn an_invalid_log_filter_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = megalis(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--log-level",
+            "megalis=loud",
+            "migrate",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("log.level"), "{}", stderr(&o));
+    assert!(!data.join("megalis.db").exists(), "nothing done");
+}
