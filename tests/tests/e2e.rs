@@ -5,6 +5,7 @@ mod e2e {
     pub mod audit;
     pub mod auth;
     pub mod blobs;
+    pub mod bound_tokens;
     pub mod cli;
     pub mod cps;
     pub mod directory;

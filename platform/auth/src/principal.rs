@@ -151,6 +151,12 @@ impl IntoResponse for Rejection {
     }
 }
 
+/// The RFC 8705 thumbprint (`x5t#S256`) of the client certificate of the connection, which the
+/// server's mutual-TLS listener puts in the request extensions: certificate-bound tokens are
+/// accepted only along with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedCertificate(pub String);
+
 impl<S> FromRequestParts<S> for Principal
 where
     Arc<Auth>: FromRef<S>,
@@ -163,7 +169,13 @@ where
             return Ok(p.clone());
         }
         let auth = Arc::<Auth>::from_ref(state);
-        let principal = auth.principal_from_headers(&parts.headers).await?;
+        let presented = parts
+            .extensions
+            .get::<PresentedCertificate>()
+            .map(|c| c.0.as_str());
+        let principal = auth
+            .principal_from_request(&parts.headers, presented)
+            .await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

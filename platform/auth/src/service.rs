@@ -39,6 +39,8 @@ pub struct AuthSettings {
     /// Consecutive failures before a user name is locked, and for how long.
     pub max_failures: i64,
     pub lockout: Duration,
+    /// Base URL of the mutual-TLS listener (RFC 8705 endpoint aliases), when there is one.
+    pub mtls_base_url: Option<String>,
 }
 
 impl AuthSettings {
@@ -53,6 +55,7 @@ impl AuthSettings {
             key_rotation: Duration::from_secs(30 * 86400),
             max_failures: 5,
             lockout: Duration::from_secs(15 * 60),
+            mtls_base_url: None,
         }
     }
 
@@ -156,6 +159,25 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// RFC 8705 confirmation: the token is usable only with this client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// Whether validation enforces a token's certificate binding.
+#[derive(Clone, Copy)]
+enum Binding<'a> {
+    /// Enforce it against the connection's certificate thumbprint, if any.
+    Check(Option<&'a str>),
+    /// Leave it to the caller (introspection).
+    Report,
+}
+
+/// RFC 8705 §3.1 `cnf` claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -384,7 +406,7 @@ impl Auth {
     /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414).
     pub fn discovery(&self) -> serde_json::Value {
         let i = &self.settings.issuer;
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/oauth2/authorize"),
             "token_endpoint": format!("{i}/oauth2/token"),
@@ -407,7 +429,27 @@ impl Auth {
             "claims_supported": ["sub", "name", "national_id", "profession", "specialty",
                 "organisation", "roles", "amr", "auth_time", "nonce"],
             "authorization_response_iss_parameter_supported": true,
-        })
+            "tls_client_certificate_bound_access_tokens": self.settings.mtls_base_url.is_some(),
+        });
+        if let Some(m) = &self.settings.mtls_base_url {
+            // RFC 8705 §5: where clients authenticate with their certificate.
+            let obj = doc.as_object_mut().expect("object");
+            obj.insert(
+                "mtls_endpoint_aliases".into(),
+                serde_json::json!({
+                    "token_endpoint": format!("{m}/oauth2/token"),
+                    "userinfo_endpoint": format!("{m}/oauth2/userinfo"),
+                    "introspection_endpoint": format!("{m}/oauth2/introspect"),
+                }),
+            );
+            if let Some(methods) = obj
+                .get_mut("token_endpoint_auth_methods_supported")
+                .and_then(|v| v.as_array_mut())
+            {
+                methods.push("self_signed_tls_client_auth".into());
+            }
+        }
+        doc
     }
 
     // ----- accounts and login -------------------------------------------------------------
@@ -740,6 +782,15 @@ impl Auth {
         &self,
         headers: &HeaderMap,
     ) -> Result<Principal, Rejection> {
+        self.principal_from_request(headers, None).await
+    }
+
+    /// [`Auth::principal_from_headers`], knowing the client certificate of the connection.
+    pub async fn principal_from_request(
+        &self,
+        headers: &HeaderMap,
+        presented_certificate: Option<&str>,
+    ) -> Result<Principal, Rejection> {
         if let Some(v) = headers.get(http::header::AUTHORIZATION) {
             let v = v.to_str().unwrap_or_default();
             let token = v
@@ -747,7 +798,7 @@ impl Auth {
                 .or_else(|| v.strip_prefix("bearer "))
                 .ok_or_else(|| Rejection::InvalidToken("only Bearer tokens are accepted".into()))?;
             return self
-                .validate_access_token(token.trim())
+                .validate_access_token_presented(token.trim(), presented_certificate)
                 .map_err(|e| Rejection::InvalidToken(e.to_string()));
         }
         let raw = headers
@@ -828,6 +879,26 @@ impl Auth {
     }
 
     /// Authenticates a client at the token, introspection and revocation endpoints.
+    /// RFC 8705 `self_signed_tls_client_auth`: the client proved possession of the key of the
+    /// certificate it registered (the mutual-TLS handshake), whose thumbprint is `presented`.
+    pub async fn authenticate_client_by_certificate(
+        &self,
+        id: &str,
+        presented: &str,
+    ) -> Result<Client> {
+        match oidc::client(&self.db, id).await? {
+            Some(c)
+                if !c.revoked
+                    && c.certificate_sha256
+                        .as_deref()
+                        .is_some_and(|r| crate::crypto::constant_time_eq(r, presented)) =>
+            {
+                Ok(c)
+            }
+            _ => Err(oauth("invalid_client", "client authentication failed")),
+        }
+    }
+
     pub async fn authenticate_client(&self, id: &str, secret: &str) -> Result<Client> {
         match oidc::client(&self.db, id).await? {
             Some(c) if !c.revoked && c.secret_ok(secret) => Ok(c),
@@ -936,6 +1007,18 @@ impl Auth {
 
     /// The token endpoint, for an authenticated client.
     pub async fn token(&self, client: &Client, req: &TokenRequest) -> Result<TokenResponse> {
+        self.token_presented(client, req, None).await
+    }
+
+    /// The token endpoint, knowing the client certificate of the connection (the mutual-TLS
+    /// listener): a client-credentials grant for a client whose registered certificate is the
+    /// one presented yields a token bound to it (RFC 8705).
+    pub async fn token_presented(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+        presented_certificate: Option<&str>,
+    ) -> Result<TokenResponse> {
         match GrantType::parse(&req.grant_type) {
             Some(g) if !client.allows(g) && g != GrantType::RefreshToken => Err(oauth(
                 "unauthorized_client",
@@ -943,7 +1026,17 @@ impl Auth {
             )),
             Some(GrantType::AuthorizationCode) => self.exchange_code(client, req).await,
             Some(GrantType::RefreshToken) => self.exchange_refresh(client, req).await,
-            Some(GrantType::ClientCredentials) => self.client_credentials(client, req),
+            Some(GrantType::ClientCredentials) => {
+                let bound = match (&client.certificate_sha256, presented_certificate) {
+                    (Some(registered), Some(presented))
+                        if crate::crypto::constant_time_eq(registered, presented) =>
+                    {
+                        Some(registered.as_str())
+                    }
+                    _ => None,
+                };
+                self.client_credentials_bound(client, req, bound)
+            }
             None => Err(oauth(
                 "unsupported_grant_type",
                 format!("grant_type {:?}", req.grant_type),
@@ -1119,6 +1212,16 @@ impl Auth {
 
     /// Client credentials (hospital systems): no database write, one signature.
     pub fn client_credentials(&self, client: &Client, req: &TokenRequest) -> Result<TokenResponse> {
+        self.client_credentials_bound(client, req, None)
+    }
+
+    /// Client credentials, the token bound to a certificate thumbprint when given.
+    fn client_credentials_bound(
+        &self,
+        client: &Client,
+        req: &TokenRequest,
+        certificate_sha256: Option<&str>,
+    ) -> Result<TokenResponse> {
         let scope = match &req.scope {
             Some(s) => {
                 let asked = scope_words(s);
@@ -1153,6 +1256,9 @@ impl Auth {
             organisations: vec![],
             roles: vec![],
             name: Some(client.name.clone()),
+            cnf: certificate_sha256.map(|t| Confirmation {
+                x5t_s256: t.to_string(),
+            }),
         };
         Ok(TokenResponse {
             access_token: self.sign(&claims, "at+jwt")?,
@@ -1193,6 +1299,7 @@ impl Auth {
             organisations: p.organisations.clone(),
             roles: p.roles.clone(),
             name: p.display_name.clone(),
+            cnf: None,
         };
         self.sign(&claims, "at+jwt")
     }
@@ -1301,6 +1408,20 @@ impl Auth {
     /// check), issuer, audience, expiry, the revocation/closure list, and the grant of the
     /// client application for user tokens.
     pub fn validate_access_token(&self, token: &str) -> Result<Principal> {
+        self.validate_access_token_presented(token, None)
+    }
+
+    /// [`Auth::validate_access_token`], knowing the client certificate of the connection: a
+    /// certificate-bound token (RFC 8705) is accepted only with that certificate.
+    pub fn validate_access_token_presented(
+        &self,
+        token: &str,
+        presented_certificate: Option<&str>,
+    ) -> Result<Principal> {
+        self.validate(token, Binding::Check(presented_certificate))
+    }
+
+    fn validate(&self, token: &str, binding: Binding<'_>) -> Result<Principal> {
         let cached = self.validated.read().expect("lock").get(token).cloned();
         let entry = match cached {
             Some(e) => e,
@@ -1349,6 +1470,17 @@ impl Auth {
         if c.exp + 5 < now_us() / 1_000_000 {
             return Err(AuthError::Token("token expired".into()));
         }
+        if let (Some(cnf), Binding::Check(presented_certificate)) = (&c.cnf, binding) {
+            let matches = presented_certificate
+                .is_some_and(|p| crate::crypto::constant_time_eq(p, &cnf.x5t_s256));
+            if !matches {
+                return Err(AuthError::Token(
+                    "this token is bound to a client certificate (RFC 8705): present it over \
+                     mutual TLS with that certificate"
+                        .into(),
+                ));
+            }
+        }
         let facts = TokenFacts {
             jti: &c.jti,
             family: c.fam.as_deref(),
@@ -1370,8 +1502,10 @@ impl Auth {
     }
 
     /// The claims of a valid access token (introspection, userinfo).
+    /// The claims of a valid token, its `cnf` reported rather than enforced: introspection
+    /// tells the resource server which certificate must come with the token (RFC 8705 §3.2).
     pub fn access_claims(&self, token: &str) -> Result<AccessClaims> {
-        self.validate_access_token(token)?;
+        self.validate(token, Binding::Report)?;
         self.validated
             .read()
             .expect("lock")
@@ -1386,7 +1520,7 @@ impl Auth {
             return Ok(serde_json::json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                 "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
-                "token_type": "Bearer", "national_id": c.national_id,
+                "token_type": "Bearer", "national_id": c.national_id, "cnf": c.cnf,
             }));
         }
         if let Some(g) = oidc::find_refresh(&self.db, token).await?

@@ -813,3 +813,69 @@ async fn card_login_tickets(b: Backend) {
     ));
 }
 both_backends!(card_login, card_login_tickets);
+
+/// RFC 8705: a system client with a registered certificate authenticates with it and gets
+/// tokens bound to it; a bound token is refused without that certificate.
+async fn certificate_bound_tokens(b: Backend) {
+    let e = env(b).await;
+    let thumbprint = oidc::certificate_thumbprint(b"the DER bytes of the client's certificate");
+    let other = oidc::certificate_thumbprint(b"another certificate");
+    assert!(
+        oidc::set_client_certificate(&e.db, "sih-chu", Some(&thumbprint))
+            .await
+            .unwrap()
+    );
+    let client = e
+        .auth
+        .authenticate_client_by_certificate("sih-chu", &thumbprint)
+        .await
+        .expect("the registered certificate authenticates the client");
+    assert!(
+        e.auth
+            .authenticate_client_by_certificate("sih-chu", &other)
+            .await
+            .is_err()
+    );
+    assert!(
+        e.auth
+            .authenticate_client_by_certificate("breizh-rein", &thumbprint)
+            .await
+            .is_err(),
+        "a client without a registered certificate cannot use one"
+    );
+    let req = TokenRequest {
+        grant_type: "client_credentials".into(),
+        ..Default::default()
+    };
+    let bound = e
+        .auth
+        .token_presented(&client, &req, Some(&thumbprint))
+        .await
+        .unwrap()
+        .access_token;
+    let claims = e.auth.access_claims(&bound).unwrap();
+    assert_eq!(claims.cnf.as_ref().unwrap().x5t_s256, thumbprint);
+    assert!(
+        e.auth.validate_access_token(&bound).is_err(),
+        "no certificate"
+    );
+    assert!(
+        e.auth
+            .validate_access_token_presented(&bound, Some(&other))
+            .is_err(),
+        "another certificate"
+    );
+    let p = e
+        .auth
+        .validate_access_token_presented(&bound, Some(&thumbprint))
+        .unwrap();
+    assert_eq!(p.client_id.as_deref(), Some("sih-chu"));
+    let introspected = e.auth.introspect(&client, &bound).await.unwrap();
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["cnf"]["x5t#S256"], thumbprint.as_str());
+    // The same client over a connection without its certificate gets an unbound token.
+    let unbound = e.auth.token(&client, &req).await.unwrap().access_token;
+    assert!(e.auth.access_claims(&unbound).unwrap().cnf.is_none());
+    assert!(e.auth.validate_access_token(&unbound).is_ok());
+}
+both_backends!(certificate_bound, certificate_bound_tokens);

@@ -180,6 +180,17 @@ pub fn command() -> Command {
                     Arg::new("launch-url")
                         .long("launch-url")
                         .help("Where the launcher sends users"),
+                )
+                .arg(
+                    Arg::new("certificate")
+                        .long("certificate")
+                        .value_name("PEM")
+                        .value_parser(clap::value_parser!(PathBuf))
+                        .help(
+                            "Client certificate (PEM) of a system client: it may then \
+                             authenticate with it on the mutual-TLS listener, and its tokens \
+                             obtained there are bound to it (RFC 8705)",
+                        ),
                 ),
         )
         .subcommand(
@@ -201,6 +212,20 @@ pub fn command() -> Command {
         .subcommand(user)
         .subcommand(client)
         .subcommand(grant)
+}
+
+/// The RFC 8705 thumbprint of the first certificate of a PEM file.
+fn certificate_thumbprint(path: &PathBuf) -> Result<String, ServerError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ServerError::Fatal(format!("{}: {e}", path.display())))?
+        .next()
+        .ok_or_else(|| {
+            ServerError::Fatal(format!("{}: no CERTIFICATE in the file", path.display()))
+        })?
+        .map_err(|e| ServerError::Fatal(format!("{}: {e}", path.display())))?;
+    Ok(megalis_auth::oidc::certificate_thumbprint(cert.as_ref()))
 }
 
 fn read_secret(path: Option<&PathBuf>) -> Result<String, ServerError> {
@@ -416,6 +441,11 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
                 .unwrap_or_else(|| id.clone());
             let launch_url = m.get_one::<String>("launch-url").cloned();
             let scopes = strings(m, "scope");
+            // Read before registering: a bad file must not leave a half-registered client.
+            let certificate = m
+                .get_one::<PathBuf>("certificate")
+                .map(certificate_thumbprint)
+                .transpose()?;
             megalis_auth::oidc::add_client(
                 &auth.db,
                 &NewClient {
@@ -430,6 +460,9 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
                 },
             )
             .await?;
+            if let Some(thumbprint) = &certificate {
+                megalis_auth::oidc::set_client_certificate(&auth.db, &id, Some(thumbprint)).await?;
+            }
             megalis_auth::grants::register_application(
                 &auth.db,
                 &Application {
@@ -440,10 +473,17 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
             )
             .await?;
             let grants: Vec<&str> = grant_types.iter().map(|g| g.as_str()).collect();
+            let bound = certificate
+                .map(|t| format!(" certificate x5t#S256={t}"))
+                .unwrap_or_default();
             done(
                 "client.add",
                 id.clone(),
-                format!("grants={} scopes={}", grants.join(","), scopes.join(" ")),
+                format!(
+                    "grants={} scopes={}{bound}",
+                    grants.join(","),
+                    scopes.join(" ")
+                ),
                 format!("client {id} registered"),
             )
         }

@@ -78,6 +78,9 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub launch_url: Option<String>,
     pub revoked: bool,
+    /// RFC 8705 `x5t#S256` of the certificate this client authenticates with on the mutual-TLS
+    /// listener; its access tokens obtained there are bound to it.
+    pub certificate_sha256: Option<String>,
 }
 
 impl Client {
@@ -180,6 +183,7 @@ struct ClientRow {
     scopes: String,
     launch_url: Option<String>,
     revoked: i64,
+    certificate_sha256: Option<String>,
 }
 
 fn words(s: &str) -> Vec<String> {
@@ -189,7 +193,7 @@ fn words(s: &str) -> Vec<String> {
 pub async fn client(db: &Database, id: &str) -> Result<Option<Client>> {
     let row: Option<ClientRow> = with_pool!(db, pool => sqlx::query_as(
         "SELECT id, name, secret_hash, grant_types, redirect_uris, post_logout_redirect_uris, \
-         scopes, launch_url, revoked FROM oauth_client WHERE id = $1")
+         scopes, launch_url, revoked, certificate_sha256 FROM oauth_client WHERE id = $1")
         .bind(id).fetch_optional(pool).await)?;
     Ok(row.map(|r| Client {
         grant_types: r
@@ -205,7 +209,25 @@ pub async fn client(db: &Database, id: &str) -> Result<Option<Client>> {
         secret_hash: r.secret_hash,
         launch_url: r.launch_url,
         revoked: r.revoked != 0,
+        certificate_sha256: r.certificate_sha256,
     }))
+}
+
+/// Registers (or, with `None`, removes) the certificate of a client, by its RFC 8705 thumbprint.
+pub async fn set_client_certificate(
+    db: &Database,
+    id: &str,
+    certificate_sha256: Option<&str>,
+) -> Result<bool> {
+    Ok(with_pool!(db, pool => sqlx::query(
+        "UPDATE oauth_client SET certificate_sha256 = $1 WHERE id = $2")
+        .bind(certificate_sha256).bind(id).execute(pool).await.map(|r| r.rows_affected()))?
+        == 1)
+}
+
+/// RFC 8705 §3.1 thumbprint of a DER certificate: base64url (no padding) of its SHA-256.
+pub fn certificate_thumbprint(der: &[u8]) -> String {
+    crate::crypto::b64url(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
 }
 
 pub async fn set_client_revoked(db: &Database, id: &str) -> Result<bool> {

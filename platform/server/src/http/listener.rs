@@ -15,6 +15,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use megalis_auth::principal::PresentedCertificate;
+
 use super::Connection;
 
 /// The TLS configuration of a listener, read per connection: the mutual-TLS listener's is
@@ -95,17 +97,19 @@ pub async fn serve(
                 peer,
                 tls: acceptor.is_some(),
             };
-            let service = move |peer_certificates: Option<PeerCertificates>| {
-                hyper::service::service_fn(
-                    move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(connection);
-                        if let Some(certs) = &peer_certificates {
-                            request.extensions_mut().insert(certs.clone());
-                        }
-                        app.clone().oneshot(request)
-                    },
-                )
-            };
+            let service =
+                move |peer_certificates: Option<(PeerCertificates, PresentedCertificate)>| {
+                    hyper::service::service_fn(
+                        move |mut request: hyper::Request<hyper::body::Incoming>| {
+                            request.extensions_mut().insert(connection);
+                            if let Some((certs, thumbprint)) = &peer_certificates {
+                                request.extensions_mut().insert(certs.clone());
+                                request.extensions_mut().insert(thumbprint.clone());
+                            }
+                            app.clone().oneshot(request)
+                        },
+                    )
+                };
             let result = match acceptor {
                 Some(acceptor) => {
                     let stream =
@@ -120,9 +124,22 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    let peer_certificates = stream.get_ref().1.peer_certificates().map(|c| {
-                        PeerCertificates(c.iter().map(|c| c.clone().into_owned()).collect())
-                    });
+                    // The chain (judged by the card login route) and the leaf's RFC 8705
+                    // thumbprint (certificate-bound tokens), computed once per connection.
+                    let peer_certificates = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .filter(|c| !c.is_empty())
+                        .map(|c| {
+                            let chain = PeerCertificates(
+                                c.iter().map(|c| c.clone().into_owned()).collect(),
+                            );
+                            let thumbprint = PresentedCertificate(
+                                megalis_auth::oidc::certificate_thumbprint(c[0].as_ref()),
+                            );
+                            (chain, thumbprint)
+                        });
                     let conn = builder.serve_connection_with_upgrades(
                         TokioIo::new(stream),
                         service(peer_certificates),

@@ -111,6 +111,7 @@ pub fn auth_settings(settings: &Settings) -> AuthSettings {
         key_rotation: settings.auth_key_rotation,
         max_failures: i64::from(settings.auth_lockout_threshold),
         lockout: settings.auth_lockout_duration,
+        mtls_base_url: settings.cps_public_url.clone(),
         ..AuthSettings::new(&settings.public_url)
     }
 }
@@ -412,12 +413,14 @@ pub fn router(state: AppState) -> Router {
     with_front_layers(app, state)
 }
 
-/// The router of the mutual-TLS listener (CPS cards): the card login and the probes, with the
-/// same front layers (request id, error pages, metrics, security headers) as the main one.
+/// The router of the mutual-TLS listener: the CPS card login, the OAuth endpoints where system
+/// clients authenticate with their certificate (RFC 8705), and the probe, with the same front
+/// layers (request id, error pages, metrics, security headers) as the main one.
 pub fn card_listener_router(state: AppState) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
-        .merge(cps::card_listener_routes());
+        .merge(cps::card_listener_routes())
+        .merge(oauth::mtls_routes());
     with_front_layers(app, state)
 }
 

@@ -6,11 +6,12 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Extension, Form, Json, Router};
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use megalis_audit::Outcome;
 use megalis_auth::oidc::Client;
+use megalis_auth::principal::PresentedCertificate;
 use megalis_auth::service::{AuthorizeError, AuthorizeRequest, TokenRequest};
 use megalis_auth::{AuthError, Principal};
 use serde::Deserialize;
@@ -29,6 +30,15 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
         .route("/oauth2/logout", get(logout))
+}
+
+/// The endpoints of the mutual-TLS listener (RFC 8705 `mtls_endpoint_aliases`): clients
+/// authenticate with their certificate and get, and use, tokens bound to it.
+pub fn mtls_routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth2/token", post(token))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth2/introspect", post(introspect))
 }
 
 fn no_store(mut r: Response) -> Response {
@@ -119,6 +129,7 @@ async fn authenticate_client(
     state: &AppState,
     headers: &HeaderMap,
     form: &ClientForm,
+    presented: Option<&PresentedCertificate>,
 ) -> Result<Client, ApiError> {
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -142,6 +153,16 @@ async fn authenticate_client(
     let (id, secret) = match (basic, &form.client_id, &form.client_secret) {
         (Some(pair), _, _) => pair,
         (None, Some(id), Some(secret)) => (id.clone(), secret.clone()),
+        // RFC 8705 self_signed_tls_client_auth: the client id, and the certificate of the
+        // mutual-TLS connection as the credential.
+        (None, Some(id), None) if presented.is_some() => {
+            let thumbprint = &presented.expect("checked").0;
+            return state
+                .auth
+                .authenticate_client_by_certificate(id, thumbprint)
+                .await
+                .map_err(auth_error);
+        }
         _ => {
             let mut e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -174,9 +195,11 @@ async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     audit: Audit,
+    presented: Option<Extension<PresentedCertificate>>,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&state, &headers, &form.client).await?;
+    let presented = presented.map(|Extension(p)| p);
+    let client = authenticate_client(&state, &headers, &form.client, presented.as_ref()).await?;
     let req = TokenRequest {
         grant_type: form.grant_type.unwrap_or_default(),
         code: form.code,
@@ -185,7 +208,8 @@ async fn token(
         refresh_token: form.refresh_token,
         scope: form.scope,
     };
-    match state.auth.token(&client, &req).await {
+    let thumbprint = presented.as_ref().map(|p| p.0.as_str());
+    match state.auth.token_presented(&client, &req, thumbprint).await {
         Ok(t) => Ok(no_store(Json(t).into_response())),
         Err(e) => {
             // Replays and reuse are security events worth a record; other errors are noise.
@@ -244,9 +268,11 @@ struct TokenParam {
 async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
+    presented: Option<Extension<PresentedCertificate>>,
     Form(form): Form<TokenParam>,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&state, &headers, &form.client).await?;
+    let presented = presented.map(|Extension(p)| p);
+    let client = authenticate_client(&state, &headers, &form.client, presented.as_ref()).await?;
     let token = form
         .token
         .ok_or_else(|| ApiError::bad_request("token is missing"))?;
@@ -264,7 +290,7 @@ async fn revoke(
     audit: Audit,
     Form(form): Form<TokenParam>,
 ) -> Result<Response, ApiError> {
-    let client = authenticate_client(&state, &headers, &form.client).await?;
+    let client = authenticate_client(&state, &headers, &form.client, None).await?;
     let token = form
         .token
         .ok_or_else(|| ApiError::bad_request("token is missing"))?;
