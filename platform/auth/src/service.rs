@@ -628,14 +628,10 @@ impl Auth {
     /// Login with a card the mutual-TLS listener has verified, by the national id its
     /// certificate names. On success, a one-time ticket the portal's host redeems for a session.
     pub async fn card_login(&self, national_id: &str) -> Result<CardLogin> {
-        let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
-            return Ok(CardLogin::Refused(NationalIdRefusal::UnknownPractitioner));
+        let (account, provisioned) = match self.practitioner_account(national_id).await? {
+            Ok(found) => found,
+            Err(refusal) => return Ok(CardLogin::Refused(refusal)),
         };
-        let (account, provisioned) =
-            card::account_for_practitioner(&self.db, &practitioner).await?;
-        if account.disabled {
-            return Ok(CardLogin::Refused(NationalIdRefusal::Disabled));
-        }
         let ticket = card::issue_ticket(&self.db, &account.id, card::CARD_AMR).await?;
         Ok(CardLogin::Ticket {
             ticket,
@@ -648,22 +644,33 @@ impl Auth {
     /// server checked its ID token. Opens a session at once (the callback reaches the portal's
     /// own host); `eidas1` is strong authentication, so no second factor is asked.
     pub async fn federated_login(&self, national_id: &str) -> Result<FederatedLogin> {
-        let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
-            return Ok(FederatedLogin::Refused(
-                NationalIdRefusal::UnknownPractitioner,
-            ));
+        let (account, provisioned) = match self.practitioner_account(national_id).await? {
+            Ok(found) => found,
+            Err(refusal) => return Ok(FederatedLogin::Refused(refusal)),
         };
-        let (account, provisioned) =
-            card::account_for_practitioner(&self.db, &practitioner).await?;
-        if account.disabled {
-            return Ok(FederatedLogin::Refused(NationalIdRefusal::Disabled));
-        }
         let (cookie, _) = self.open_session(&account, &["fed"], true).await?;
         Ok(FederatedLogin::Session {
             account: Box::new(account),
             cookie,
             provisioned,
         })
+    }
+
+    /// The usable account of an active practitioner known by national id (provisioned on first
+    /// login), for the logins that assert a national id: CPS card and Pro Santé Connect.
+    async fn practitioner_account(
+        &self,
+        national_id: &str,
+    ) -> Result<std::result::Result<(Account, bool), NationalIdRefusal>> {
+        let Some(practitioner) = self.directory.active_practitioner(national_id).await? else {
+            return Ok(Err(NationalIdRefusal::UnknownPractitioner));
+        };
+        let (account, provisioned) =
+            card::account_for_practitioner(&self.db, &practitioner).await?;
+        if account.disabled {
+            return Ok(Err(NationalIdRefusal::Disabled));
+        }
+        Ok(Ok((account, provisioned)))
     }
 
     /// Redeems a login ticket once, opening a session. `None` for an unknown, used or expired

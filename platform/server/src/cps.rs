@@ -149,10 +149,15 @@ impl CardTrust {
         Ok(trust)
     }
 
-    fn read(&self) -> Result<Loaded, ServerError> {
-        let stamps = std::iter::once(stamp(&self.ca))
+    /// Modification time and size of each trust file: what tells a reload is due.
+    fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
+        std::iter::once(stamp(&self.ca))
             .chain(self.crl.iter().map(|p| stamp(p)))
-            .collect();
+            .collect()
+    }
+
+    fn read(&self) -> Result<Loaded, ServerError> {
+        let stamps = self.stamps();
         let mut roots = RootCertStore::empty();
         let certs = CertificateDer::pem_file_iter(&self.ca)
             .map_err(|e| trust_error(&self.ca, e))?
@@ -185,9 +190,7 @@ impl CardTrust {
     /// Reloads when a file changed. A broken new file is logged and the previous trust kept,
     /// so that a bad copy does not lock every clinician out. Returns whether it reloaded.
     pub fn reload_if_changed(&self) -> bool {
-        let now: Vec<_> = std::iter::once(stamp(&self.ca))
-            .chain(self.crl.iter().map(|p| stamp(p)))
-            .collect();
+        let now = self.stamps();
         if now == self.current.read().expect("lock").stamp {
             return false;
         }

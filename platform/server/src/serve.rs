@@ -220,10 +220,12 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     }
     let mut card_reloader = None;
     if let (Some(l), Some(trust)) = (card_listener, &card_trust) {
-        let card_tls = |trust: &crate::cps::CardTrust| {
+        // Same server identity as the HTTPS listener; the card trust decides the client side.
+        let (chain, key) = (tls.chain.clone(), tls.key.clone_key());
+        let card_tls = move |trust: &crate::cps::CardTrust| {
             http::tls::server_config(
-                tls.chain.clone(),
-                tls.key.clone_key(),
+                chain.clone(),
+                key.clone_key(),
                 http::tls::ClientAuth::Required(trust.handshake_verifier()),
             )
             .map(Arc::new)
@@ -235,14 +237,8 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         let on_reload = {
             let config = config.clone();
             let trust = trust.clone();
-            let chain = tls.chain.clone();
-            let key = tls.key.clone_key();
-            move || match http::tls::server_config(
-                chain.clone(),
-                key.clone_key(),
-                http::tls::ClientAuth::Required(trust.handshake_verifier()),
-            ) {
-                Ok(c) => config.replace(Arc::new(c)),
+            move || match card_tls(&trust) {
+                Ok(c) => config.replace(c),
                 Err(e) => tracing::error!(error = %e, "mutual-TLS configuration not rebuilt"),
             }
         };

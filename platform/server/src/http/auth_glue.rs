@@ -83,6 +83,17 @@ pub fn actor_of(p: &Principal) -> Actor {
     }
 }
 
+/// The actor of an account that has just logged in (card, federation), before its session
+/// exists: who it is, for the audit record.
+pub fn account_actor(account: &megalis_auth::Account) -> Principal {
+    Principal {
+        subject: account.id.clone(),
+        national_id: account.national_id.clone(),
+        organisation: account.organisation.clone(),
+        ..Principal::anonymous()
+    }
+}
+
 pub struct PendingRecord(AuditRecord);
 
 impl Audit {

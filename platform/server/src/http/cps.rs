@@ -12,7 +12,7 @@ use megalis_audit::Outcome;
 use megalis_auth::{CardLogin, Principal, session};
 use serde::Deserialize;
 
-use super::auth_glue::{Audit, auth_error};
+use super::auth_glue::{Audit, account_actor, auth_error};
 use super::listener::PeerCertificates;
 use super::{ApiError, AppState};
 
@@ -84,12 +84,7 @@ async fn card_login(
             account,
             provisioned,
         } => {
-            let principal = Principal {
-                subject: account.id.clone(),
-                national_id: account.national_id.clone(),
-                organisation: account.organisation.clone(),
-                ..Principal::anonymous()
-            };
+            let principal = account_actor(&account);
             if provisioned {
                 audit
                     .record(
@@ -172,23 +167,16 @@ async fn complete(
             "Ce lien de connexion a expiré ou a déjà servi. Reconnectez-vous avec votre carte depuis la page de connexion. / This login link has expired or was already used.",
         ));
     };
-    let principal = Principal {
-        subject: account.id.clone(),
-        national_id: account.national_id.clone(),
-        organisation: account.organisation.clone(),
-        ..Principal::anonymous()
-    };
+    let principal = account_actor(&account);
     audit
         .record(&principal, "login", "session", Outcome::Success)
         .detail("CPS card; amr=sc pin")
         .send(&state)
         .await?;
     let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = http::HeaderValue::from_str(&session::set_cookie(
-        &cookie,
-        state.auth.settings.session_absolute_timeout,
-    )) {
-        r.headers_mut().append(http::header::SET_COOKIE, v);
-    }
+    super::portal::set_cookie(
+        &mut r,
+        &session::set_cookie(&cookie, state.auth.settings.session_absolute_timeout),
+    );
     Ok(r)
 }

@@ -17,7 +17,7 @@ use megalis_config::UpstreamOidc;
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
-use super::auth_glue::{Audit, auth_error};
+use super::auth_glue::{Audit, account_actor, auth_error};
 use super::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -399,12 +399,7 @@ async fn callback(
             cookie,
             provisioned,
         } => {
-            let principal = Principal {
-                subject: account.id.clone(),
-                national_id: account.national_id.clone(),
-                organisation: account.organisation.clone(),
-                ..Principal::anonymous()
-            };
+            let principal = account_actor(&account);
             if provisioned {
                 audit
                     .record(&principal, "auth.account.provisioned", "account", Outcome::Success)
@@ -419,12 +414,13 @@ async fn callback(
                 .send(&state)
                 .await?;
             let mut r = Redirect::to(&pending.next).into_response();
-            if let Ok(v) = http::HeaderValue::from_str(&session::set_cookie(
-                &cookie,
-                state.auth.settings.session_absolute_timeout,
-            )) {
-                r.headers_mut().append(http::header::SET_COOKIE, v);
-            }
+            super::portal::set_cookie(
+
+                &mut r,
+
+                &session::set_cookie(&cookie, state.auth.settings.session_absolute_timeout),
+
+            );
             Ok(r)
         }
         FederatedLogin::Refused(reason) => {
