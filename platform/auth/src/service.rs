@@ -246,6 +246,8 @@ pub struct Auth {
     keys: RwLock<Vec<SigningKey>>,
     revocations: RwLock<RevocationList>,
     grants: RwLock<HashMap<String, Vec<GrantRule>>>,
+    /// The assigning authorities each system client may feed, by client id.
+    authorities: RwLock<HashMap<String, Vec<String>>>,
     /// Access tokens whose signature was already checked, by token text. Bounded; entries are
     /// still checked for expiry, revocation and grants on every use.
     validated: RwLock<HashMap<String, Arc<CachedToken>>>,
@@ -300,6 +302,7 @@ impl Auth {
             keys: RwLock::new(vec![]),
             revocations: RwLock::new(RevocationList::default()),
             grants: RwLock::new(HashMap::new()),
+            authorities: RwLock::new(HashMap::new()),
             validated: RwLock::new(HashMap::new()),
             last_key_reload_s: AtomicI64::new(0),
             closures_seen_us: AtomicI64::new(now_us()),
@@ -369,6 +372,8 @@ impl Auth {
         }
         let all = grants::load_all(&self.db).await?;
         *self.grants.write().expect("lock") = all;
+        let authorities = oidc::all_authorities(&self.db).await?;
+        *self.authorities.write().expect("lock") = authorities;
         Ok(())
     }
 
@@ -825,6 +830,51 @@ impl Auth {
             };
         }
         Ok(Principal::anonymous())
+    }
+
+    // ----- assigning authorities a system client may feed ----------------------------------
+
+    /// May this principal feed patient identities under this assigning authority (an OID, bare
+    /// or `urn:oid:`)? Only a system client bound to it (`megalis admin client authority add`)
+    /// may; users and unbound clients never. From the cache the refresher reloads every second,
+    /// so an unbinding (or a revocation, refused earlier at token validation) applies at once.
+    pub fn may_feed(&self, principal: &Principal, authority: &str) -> bool {
+        if principal.kind != PrincipalKind::System {
+            return false;
+        }
+        let Ok(authority) = oidc::canonical_authority(authority) else {
+            return false;
+        };
+        let Some(client) = principal.client_id.as_deref() else {
+            return false;
+        };
+        self.authorities
+            .read()
+            .expect("lock")
+            .get(client)
+            .is_some_and(|bound| bound.contains(&authority))
+    }
+
+    /// The assigning authorities a client is bound to (introspection, the admin CLI).
+    pub fn authorities_of(&self, client_id: &str) -> Vec<String> {
+        self.authorities
+            .read()
+            .expect("lock")
+            .get(client_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn bind_authority(&self, client_id: &str, authority: &str) -> Result<bool> {
+        let added = oidc::bind_authority(&self.db, client_id, authority).await?;
+        self.refresh().await?;
+        Ok(added)
+    }
+
+    pub async fn unbind_authority(&self, client_id: &str, authority: &str) -> Result<bool> {
+        let removed = oidc::unbind_authority(&self.db, client_id, authority).await?;
+        self.refresh().await?;
+        Ok(removed)
     }
 
     // ----- per-application authorisation ---------------------------------------------------
@@ -1524,11 +1574,20 @@ impl Auth {
     /// RFC 7662 introspection by an authenticated client.
     pub async fn introspect(&self, client: &Client, token: &str) -> Result<serde_json::Value> {
         if let Ok(c) = self.access_claims(token) {
-            return Ok(serde_json::json!({
+            let mut answer = serde_json::json!({
                 "active": true, "scope": c.scope, "client_id": c.client_id, "sub": c.sub,
                 "exp": c.exp, "iat": c.iat, "iss": c.iss, "aud": c.aud, "jti": c.jti,
                 "token_type": "Bearer", "national_id": c.national_id, "cnf": c.cnf,
-            }));
+            });
+            // A system client's token: which identifier domains it may feed (a resource server
+            // such as an MLLP gateway in front of the core checks it without a second call).
+            if c.sub == c.client_id {
+                let authorities = self.authorities_of(&c.client_id);
+                if !authorities.is_empty() {
+                    answer["assigning_authorities"] = serde_json::json!(authorities);
+                }
+            }
+            return Ok(answer);
         }
         if let Some(g) = oidc::find_refresh(&self.db, token).await?
             && g.client_id == client.id

@@ -578,6 +578,72 @@ async fn client_credentials_and_revocation(b: Backend) {
 }
 both_backends!(client_credentials, client_credentials_and_revocation);
 
+/// A system client feeds only the assigning authorities it is bound to; the binding reaches
+/// other replicas on their next refresh and shows in introspection.
+async fn clients_feed_only_their_authorities(b: Backend) {
+    let e = env(b).await;
+    const CHU: &str = "1.2.250.1.71.4.2.1.350000139";
+    assert!(
+        e.auth
+            .bind_authority("sih-chu", &format!("urn:oid:{CHU}"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !e.auth.bind_authority("sih-chu", CHU).await.unwrap(),
+        "idempotent"
+    );
+    assert!(
+        e.auth
+            .bind_authority("sih-chu", "CHU de Rennes")
+            .await
+            .is_err()
+    );
+    assert!(e.auth.bind_authority("nobody", CHU).await.is_err());
+    let sih = e.auth.authenticate_client("sih-chu", SECRET).await.unwrap();
+    let t = e
+        .auth
+        .token(
+            &sih,
+            &TokenRequest {
+                grant_type: "client_credentials".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let p = e.auth.validate_access_token(&t.access_token).unwrap();
+    assert!(e.auth.may_feed(&p, CHU));
+    assert!(e.auth.may_feed(&p, &format!("urn:oid:{CHU}")));
+    assert!(
+        !e.auth.may_feed(&p, "1.2.250.1.71.4.2.1.290000017"),
+        "another hospital's domain"
+    );
+    assert!(!e.auth.may_feed(&p, "not an oid"));
+    // A user, even a strongly authenticated one, is no feed.
+    assert!(!e.auth.may_feed(&strong_principal(&e).await, CHU));
+    let seen = e.auth.introspect(&sih, &t.access_token).await.unwrap();
+    assert_eq!(seen["assigning_authorities"], serde_json::json!([CHU]));
+    // Unbinding on one replica applies to another after its refresh (every second in serve).
+    let other_replica = Auth::start(e.db.clone(), e.auth.settings.clone(), e.directory.clone())
+        .await
+        .unwrap();
+    assert!(other_replica.may_feed(&p, CHU));
+    assert!(e.auth.unbind_authority("sih-chu", CHU).await.unwrap());
+    assert!(!e.auth.may_feed(&p, CHU));
+    other_replica.refresh().await.unwrap();
+    assert!(!other_replica.may_feed(&p, CHU));
+    assert!(
+        e.auth
+            .introspect(&sih, &t.access_token)
+            .await
+            .unwrap()
+            .get("assigning_authorities")
+            .is_none()
+    );
+}
+both_backends!(client_authorities, clients_feed_only_their_authorities);
+
 /// Signs arbitrary claims with the provider's own current key (to forge expired or misdirected
 /// tokens that are otherwise genuine).
 async fn sign_with_provider_key(db: &Database, claims: &serde_json::Value, typ: &str) -> String {

@@ -34,6 +34,9 @@ use crate::sql::{
 };
 use crate::{DirectoryError, Result};
 
+/// Page cache of a SQLite connection while it imports: 128 MiB (negative = KiB).
+const IMPORT_CACHE_PRAGMA: &str = "PRAGMA cache_size = -131072";
+
 /// The audit actor of imports.
 pub const IMPORT_ACTOR: &str = "system:directory-import";
 
@@ -53,7 +56,10 @@ impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             source: String::new(),
-            batch_rows: 5_000,
+            // Larger batches dirty each (random-keyed) index page for more rows per commit: 20,000
+            // rows imported 40% faster than 5,000 on SQLite but doubled the peak memory; 10,000 is the
+            // middle (three batches in flight, about 75 MB more than 5,000).
+            batch_rows: 10_000,
             rejected_kept: 1_000,
             allow_mass_closure: false,
         }
@@ -362,24 +368,8 @@ async fn plan<'a>(
     entities: Vec<Vec<Arg<'a>>>,
     counts: &mut EntityCounts,
 ) -> Result<Plan<'a>> {
-    let mut existing: HashMap<String, (i64, bool, i64)> = HashMap::new();
     let keys: Vec<&str> = entities.iter().map(|e| key_of(e)).collect();
-    for chunk in keys.chunks(max_params(db.backend())) {
-        let sql = format!(
-            "SELECT {key}, content_hash, active, last_seen_import FROM {t} WHERE {key} IN ({})",
-            in_list(chunk.len(), 1),
-            key = table.key,
-            t = table.name
-        );
-        let rows: Vec<(String, i64, bool, i64)> = with_pool!(db, pool => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(pool).await
-        })?;
-        existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
-    }
+    let existing = existing_state(db, table, &keys).await?;
     let mut plan = Plan {
         write: Vec::new(),
         touch: Vec::new(),
@@ -484,45 +474,168 @@ async fn apply_batch(
         .await?;
     }
 
-    let mut statements: Vec<(String, Vec<&Arg<'_>>)> = Vec::new();
-    for (table, p) in &plans {
-        let per_statement = (max_params(db.backend()) / table.width()).max(1);
-        for chunk in p.write.chunks(per_statement) {
-            statements.push((
-                table.upsert_sql(chunk.len()),
-                chunk.iter().flatten().collect(),
-            ));
-        }
-    }
-    let import_arg = Arg::Int(import_id);
-    let touch_args: Vec<(&Table, Vec<Arg<'_>>)> = plans
+    let touches: Vec<(&Table, Vec<&str>)> = plans
         .iter()
-        .map(|(t, p)| (*t, p.touch.iter().map(|k| Arg::text(k)).collect()))
+        .map(|(t, p)| (*t, p.touch.iter().map(String::as_str).collect()))
         .chain(std::iter::once((
             &PRACTITIONER,
-            rejected_ids.iter().map(|k| Arg::text(k)).collect(),
+            rejected_ids.iter().map(String::as_str).collect(),
         )))
         .collect();
-    for (table, keys) in &touch_args {
-        for chunk in keys.chunks(max_params(db.backend()) - 1) {
-            let sql = format!(
-                "UPDATE {} SET last_seen_import = $1 WHERE {} IN ({})",
-                table.name,
-                table.key,
-                in_list(chunk.len(), 2)
-            );
-            statements.push((sql, std::iter::once(&import_arg).chain(chunk).collect()));
+    let writes: Vec<(&Table, &[Vec<Arg<'_>>])> = plans
+        .iter()
+        .map(|(t, p)| (*t, p.write.as_slice()))
+        .collect();
+    match db {
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            for (table, rows) in &writes {
+                if !rows.is_empty() {
+                    pg_upsert(&mut tx, table, rows).await?;
+                }
+            }
+            for (table, keys) in &touches {
+                if !keys.is_empty() {
+                    let sql = format!(
+                        "UPDATE {} SET last_seen_import = $1 WHERE {} = ANY($2)",
+                        table.name, table.key
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(import_id)
+                        .bind(keys)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
         }
-    }
-    with_pool!(db, pool => async {
-        let mut tx = pool.begin().await?;
-        for (sql, args) in &statements {
-            bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), args.iter().copied())
+        Database::Sqlite(pool) => {
+            let mut statements: Vec<(String, Vec<&Arg<'_>>)> = Vec::new();
+            for (table, rows) in &writes {
+                let per_statement = (max_params(db.backend()) / table.width()).max(1);
+                for chunk in rows.chunks(per_statement) {
+                    statements.push((
+                        table.upsert_sql(chunk.len()),
+                        chunk.iter().flatten().collect(),
+                    ));
+                }
+            }
+            let import_arg = Arg::Int(import_id);
+            let touch_args: Vec<(&Table, Vec<Arg<'_>>)> = touches
+                .iter()
+                .map(|(t, keys)| (*t, keys.iter().map(|k| Arg::text(k)).collect()))
+                .collect();
+            for (table, keys) in &touch_args {
+                for chunk in keys.chunks(max_params(db.backend()) - 1) {
+                    let sql = format!(
+                        "UPDATE {} SET last_seen_import = ? WHERE {} IN ({})",
+                        table.name,
+                        table.key,
+                        in_list(chunk.len())
+                    );
+                    statements.push((sql, std::iter::once(&import_arg).chain(chunk).collect()));
+                }
+            }
+            let mut tx = pool.begin().await?;
+            // The directory's indexes are keyed by random-looking ids (activity hashes, national
+            // ids): with SQLite's default 2 MiB page cache, nearly every insert re-reads index
+            // pages once the tables outgrow it. A larger cache for the importing connection
+            // (the CLI's own process) keeps them in memory.
+            sqlx::query(IMPORT_CACHE_PRAGMA).execute(&mut *tx).await?;
+            for (sql, args) in &statements {
+                bind_args!(
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str())),
+                    args.iter().copied()
+                )
                 .execute(&mut *tx)
                 .await?;
+            }
+            tx.commit().await?;
         }
-        tx.commit().await
-    }.await)?;
+    }
+    Ok(())
+}
+
+/// The stored state (content hash, active, last import that saw it) of the given keys.
+async fn existing_state(
+    db: &Database,
+    table: &Table,
+    keys: &[&str],
+) -> Result<HashMap<String, (i64, bool, i64)>> {
+    let mut existing = HashMap::with_capacity(keys.len());
+    let columns = format!("{}, content_hash, active, last_seen_import", table.key);
+    match db {
+        // One array parameter: the same prepared statement for every batch, whatever its size
+        // (a statement with thousands of `$n` is prepared anew for each new length, and
+        // preparing dominated the import).
+        Database::Postgres(pool) => {
+            let sql = format!(
+                "SELECT {columns} FROM {} WHERE {} = ANY($1)",
+                table.name, table.key
+            );
+            let rows: Vec<(String, i64, bool, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(keys)
+                .fetch_all(pool)
+                .await?;
+            existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
+        }
+        Database::Sqlite(pool) => {
+            for chunk in keys.chunks(max_params(db.backend())) {
+                let sql = format!(
+                    "SELECT {columns} FROM {} WHERE {} IN ({})",
+                    table.name,
+                    table.key,
+                    in_list(chunk.len())
+                );
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for k in chunk {
+                    q = q.bind(*k);
+                }
+                let rows: Vec<(String, i64, bool, i64)> = q.fetch_all(pool).await?;
+                existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
+            }
+        }
+    }
+    Ok(existing)
+}
+
+/// PostgreSQL upsert of whole rows as one array per column through `UNNEST`: a fixed number of
+/// parameters, so one prepared statement per table for the whole import.
+async fn pg_upsert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    table: &Table,
+    rows: &[Vec<Arg<'_>>],
+) -> Result<()> {
+    let width = table.width();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(table.upsert_unnest_sql()));
+    for column in 0..width {
+        query = match &rows[0][column] {
+            Arg::Text(_) | Arg::OptText(_) => query.bind(
+                rows.iter()
+                    .map(|r| match &r[column] {
+                        Arg::Text(s) => Some(s.as_ref()),
+                        Arg::OptText(s) => s.as_deref(),
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<&str>>>(),
+            ),
+            Arg::Int(_) | Arg::OptInt(_) => query.bind(
+                rows.iter()
+                    .map(|r| match &r[column] {
+                        Arg::Int(i) => Some(*i),
+                        Arg::OptInt(i) => *i,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+            Arg::Bool(_) => query.bind(
+                rows.iter()
+                    .map(|r| matches!(&r[column], Arg::Bool(true)))
+                    .collect::<Vec<bool>>(),
+            ),
+        };
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -596,21 +709,35 @@ async fn close_absent(
                 break;
             }
             audit_each(audit, table, "close", &keys, import_id, &options.source).await?;
-            let update = format!(
-                "UPDATE {} SET active = FALSE, closed_at_us = $1, updated_at_us = $1 \
-                 WHERE {} IN ({})",
-                table.name,
-                table.key,
-                in_list(keys.len(), 2)
-            );
             let now = now_us();
-            with_pool!(db, pool => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(now);
-                for k in &keys {
-                    q = q.bind(k.as_str());
+            match db {
+                Database::Postgres(pool) => {
+                    let update = format!(
+                        "UPDATE {} SET active = FALSE, closed_at_us = $1, updated_at_us = $1 \
+                         WHERE {} = ANY($2)",
+                        table.name, table.key
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(update))
+                        .bind(now)
+                        .bind(&keys)
+                        .execute(pool)
+                        .await?;
                 }
-                q.execute(pool).await.map(|_| ())
-            })?;
+                Database::Sqlite(pool) => {
+                    let update = format!(
+                        "UPDATE {} SET active = FALSE, closed_at_us = ?, updated_at_us = ? \
+                         WHERE {} IN ({})",
+                        table.name,
+                        table.key,
+                        in_list(keys.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(update)).bind(now).bind(now);
+                    for k in &keys {
+                        q = q.bind(k.as_str());
+                    }
+                    q.execute(pool).await?;
+                }
+            }
             report.counts(table).closed += keys.len() as u64;
         }
     }

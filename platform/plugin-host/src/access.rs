@@ -1,10 +1,11 @@
 //! Who calls, may they, and the record of it: the host side of authentication, the access
 //! decision and the audit trail, as traits.
 //!
-//! Authentication (issue 3) and the consent/care-link decision (issue 5) implement
-//! [`Authenticator`] and [`AccessDecider`]; until they land the server wires the deny-by-default
-//! implementations below, so `session` and `bearer` routes answer 401 and every patient-data
-//! access is refused.
+//! The server implements [`Authenticator`] with the platform's sessions, access tokens and
+//! per-application grants; the consent/care-link decision (issue 5) is to implement
+//! [`AccessDecider`], and until it lands the server wires [`DenyAll`], so every patient-data
+//! access is refused. [`PublicOnly`] (no session or bearer route reachable) is the authenticator
+//! of hosts that have no platform behind them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +65,8 @@ pub enum AuthRefusal {
     Unauthenticated,
     /// Valid credentials, not enough rights (missing scope, no application grant): 403.
     Forbidden(String),
+    /// The credentials could not be checked (session store or database down): 503.
+    Unavailable,
 }
 
 /// Establishes the principal of a request to a plugin route.

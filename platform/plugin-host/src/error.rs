@@ -44,6 +44,8 @@ pub enum PluginError {
     Unauthenticated,
     #[error("{0}")]
     Forbidden(String),
+    #[error("authentication is temporarily unavailable")]
+    AuthUnavailable,
     #[error("plugin {plugin} is at its limit of {limit} concurrent requests")]
     Busy { plugin: String, limit: usize },
     #[error("every plugin instance slot of this server is in use")]
@@ -63,9 +65,9 @@ impl PluginError {
             PluginError::NotInstalled(_) | PluginError::NoRoute { .. } => StatusCode::NOT_FOUND,
             PluginError::Unauthenticated => StatusCode::UNAUTHORIZED,
             PluginError::Forbidden(_) => StatusCode::FORBIDDEN,
-            PluginError::Busy { .. } | PluginError::PoolExhausted => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            PluginError::Busy { .. }
+            | PluginError::PoolExhausted
+            | PluginError::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             PluginError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -77,6 +79,7 @@ impl PluginError {
             PluginError::NotInstalled(_) | PluginError::NoRoute { .. } => "not_found",
             PluginError::Unauthenticated => "unauthenticated",
             PluginError::Forbidden(_) => "forbidden",
+            PluginError::AuthUnavailable => "auth_unavailable",
             PluginError::Busy { .. } => "busy",
             PluginError::PoolExhausted => "pool_exhausted",
             PluginError::Deadline { .. } => "deadline",

@@ -271,6 +271,7 @@ impl PluginHost {
             .map_err(|r| match r {
                 AuthRefusal::Unauthenticated => PluginError::Unauthenticated,
                 AuthRefusal::Forbidden(why) => PluginError::Forbidden(why),
+                AuthRefusal::Unavailable => PluginError::AuthUnavailable,
             })?;
         if route.auth == RouteAuth::Session && !is_safe(request.method()) {
             check_same_origin(request.headers())?;

@@ -31,6 +31,17 @@ fn password_file() -> Arg {
         )
 }
 
+fn authority_arg() -> Arg {
+    Arg::new("authority")
+        .long("authority")
+        .value_name("OID")
+        .action(ArgAction::Append)
+        .help(
+            "Assigning authority OID (PID-3.4 / FHIR identifier system), e.g. the \
+             establishment's 1.2.250.1.71.4.2.1 or urn:oid:1.2.250.1.71.4.2.1",
+        )
+}
+
 fn rule_args(cmd: Command) -> Command {
     cmd.arg(
         Arg::new("application")
@@ -191,6 +202,32 @@ pub fn command() -> Command {
                              authenticate with it on the mutual-TLS listener, and its tokens \
                              obtained there are bound to it (RFC 8705)",
                         ),
+                )
+                .arg(authority_arg().required(false)),
+        )
+        .subcommand(
+            Command::new("authority")
+                .about(
+                    "Assigning authorities (identifier domains) a system client may feed \
+                     patient identities under",
+                )
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("add")
+                        .about("Allow the client to feed identifiers of this authority")
+                        .arg(Arg::new("id").long("id").required(true))
+                        .arg(authority_arg().required(true)),
+                )
+                .subcommand(
+                    Command::new("remove")
+                        .about("Withdraw it (applies at once to a running server)")
+                        .arg(Arg::new("id").long("id").required(true))
+                        .arg(authority_arg().required(true)),
+                )
+                .subcommand(
+                    Command::new("list")
+                        .about("The bindings of one client")
+                        .arg(Arg::new("id").long("id").required(true)),
                 ),
         )
         .subcommand(
@@ -446,6 +483,10 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
                 .get_one::<PathBuf>("certificate")
                 .map(certificate_thumbprint)
                 .transpose()?;
+            let authorities = strings(m, "authority")
+                .iter()
+                .map(|a| megalis_auth::oidc::canonical_authority(a))
+                .collect::<Result<Vec<_>, _>>()?;
             megalis_auth::oidc::add_client(
                 &auth.db,
                 &NewClient {
@@ -463,6 +504,9 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
             if let Some(thumbprint) = &certificate {
                 megalis_auth::oidc::set_client_certificate(&auth.db, &id, Some(thumbprint)).await?;
             }
+            for authority in &authorities {
+                auth.bind_authority(&id, authority).await?;
+            }
             megalis_auth::grants::register_application(
                 &auth.db,
                 &Application {
@@ -473,9 +517,12 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
             )
             .await?;
             let grants: Vec<&str> = grant_types.iter().map(|g| g.as_str()).collect();
-            let bound = certificate
+            let mut bound = certificate
                 .map(|t| format!(" certificate x5t#S256={t}"))
                 .unwrap_or_default();
+            if !authorities.is_empty() {
+                bound.push_str(&format!(" authorities={}", authorities.join(",")));
+            }
             done(
                 "client.add",
                 id.clone(),
@@ -497,6 +544,47 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
                 id.clone(),
                 String::new(),
                 format!("client {id} revoked; its tokens are refused"),
+            )
+        }
+        ["admin", "client", "authority", "add"] | ["admin", "client", "authority", "remove"] => {
+            let id = m.get_one::<String>("id").cloned().unwrap_or_default();
+            let add = path[3] == "add";
+            let mut changed = Vec::new();
+            for given in strings(m, "authority") {
+                let authority = megalis_auth::oidc::canonical_authority(&given)?;
+                let did = if add {
+                    auth.bind_authority(&id, &authority).await?
+                } else {
+                    auth.unbind_authority(&id, &authority).await?
+                };
+                changed.push(match (add, did) {
+                    (true, true) => format!("{id} may now feed {authority}"),
+                    (true, false) => format!("{id} was already bound to {authority}"),
+                    (false, true) => format!("{id} may no longer feed {authority}"),
+                    (false, false) => format!("{id} was not bound to {authority}"),
+                });
+            }
+            done(
+                if add {
+                    "client.authority.add"
+                } else {
+                    "client.authority.remove"
+                },
+                id.clone(),
+                strings(m, "authority").join(","),
+                changed.join("\n"),
+            )
+        }
+        ["admin", "client", "authority", "list"] => {
+            let id = m.get_one::<String>("id").cloned().unwrap_or_default();
+            if megalis_auth::oidc::client(&auth.db, &id).await?.is_none() {
+                return Err(megalis_auth::AuthError::NotFound(format!("client {id}")).into());
+            }
+            done(
+                "",
+                String::new(),
+                String::new(),
+                auth.authorities_of(&id).join("\n"),
             )
         }
         ["admin", "grant", "add"] | ["admin", "grant", "remove"] => {

@@ -47,7 +47,7 @@ pub fn command() -> Command {
                         .long("batch-rows")
                         .value_name("N")
                         .value_parser(value_parser!(usize))
-                        .default_value("5000")
+                        .default_value("10000")
                         .help("Rows written per transaction"),
                 ),
         )

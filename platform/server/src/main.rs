@@ -10,6 +10,7 @@ mod demo;
 mod directory;
 mod http;
 mod metrics;
+mod plugin_auth;
 mod plugins;
 mod serve;
 

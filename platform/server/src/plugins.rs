@@ -16,7 +16,7 @@ use http::{StatusCode, Uri};
 use http_body_util::BodyExt;
 use megalis_audit::AuditLog;
 use megalis_config::Settings;
-use megalis_plugin_host::access::{AllowAllLocal, DenyAll, LocalDeveloper, LogAudit, PublicOnly};
+use megalis_plugin_host::access::{AllowAllLocal, DenyAll, LocalDeveloper, LogAudit};
 use megalis_plugin_host::kv::{MemoryKv, SqlKv};
 use megalis_plugin_host::{
     Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginError, PluginHost,
@@ -52,6 +52,7 @@ pub fn start(
     db: &Database,
     audit: &AuditLog,
     metrics: &Metrics,
+    auth: &Arc<megalis_auth::Auth>,
 ) -> Option<Arc<PluginHost>> {
     let engine = match PluginEngine::new(engine_settings(settings)) {
         Ok(e) => e,
@@ -64,11 +65,14 @@ pub fn start(
     metrics.register_plugin_metrics(&plugin_metrics);
     let services = Services {
         kv: Arc::new(SqlKv::new(db.clone())),
-        // Authentication and the access decision are wired here when they land (issues 3
-        // and 5); until then session and bearer routes answer 401 and patient data is refused.
+        // The access decision on patient data comes with consent (issue 5); until then every
+        // patient-data access of a plugin is refused.
         access: Arc::new(DenyAll),
         audit: Arc::new(audit.clone()),
-        auth: Arc::new(PublicOnly),
+        auth: Arc::new(crate::plugin_auth::PlatformAuthenticator::new(
+            Arc::clone(auth),
+            audit.clone(),
+        )),
     };
     let host = Arc::new(PluginHost::new(
         engine,
@@ -129,6 +133,15 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
             .map(|c| c.address.to_string()),
     };
     let (mut parts, body) = request.into_parts();
+    // HTTP/2 carries the host in `:authority`, not in a `Host` header: keep it as `Host` before
+    // the URI becomes plugin-relative, for the host's same-origin check and the plugin's own view
+    // of the request.
+    if !parts.headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(value) = http::HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(http::header::HOST, value);
+    }
     parts.uri = uri;
     let request = http::Request::from_parts(parts, body);
     match host.invoke(&plugin, request, meta).await {

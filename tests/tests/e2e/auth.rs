@@ -27,7 +27,7 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn admin(data: &Path, args: &[&str]) -> std::process::Output {
+pub fn admin(data: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec![
         "--data-dir",
         data.to_str().unwrap(),
@@ -39,7 +39,7 @@ fn admin(data: &Path, args: &[&str]) -> std::process::Output {
     megalis(&all, &[])
 }
 
-fn ok(o: std::process::Output) -> String {
+pub fn ok(o: std::process::Output) -> String {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     stdout(&o)
 }
@@ -190,6 +190,63 @@ async fn admin_cli_validates_and_audits() {
     );
     let list = ok(admin(&data, &["grant", "list"]));
     assert!(list.contains("breizh-rein\tprofession\t10"), "{list}");
+    // The hospital system may feed its own identifier domain (URN or bare OID), nothing else;
+    // a malformed OID is refused with the expected form, and leaves no client behind.
+    ok(admin(
+        &data,
+        &[
+            "client",
+            "authority",
+            "add",
+            "--id",
+            "sih-chu",
+            "--authority",
+            "urn:oid:1.2.250.1.71.4.2.1.350000139",
+        ],
+    ));
+    let o = admin(
+        &data,
+        &[
+            "client",
+            "authority",
+            "add",
+            "--id",
+            "sih-chu",
+            "--authority",
+            "CHU-Rennes",
+        ],
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("1.2.250.1.71.4.2.1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = admin(
+        &data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "half",
+            "--secret-file",
+            &data.with_extension("secret").to_string_lossy(),
+            "--grant",
+            "client_credentials",
+            "--authority",
+            "1..2",
+        ],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let o = admin(&data, &["client", "authority", "list", "--id", "half"]);
+    assert!(!o.status.success(), "a refused client is not registered");
+    assert_eq!(
+        ok(admin(
+            &data,
+            &["client", "authority", "list", "--id", "sih-chu"]
+        ))
+        .trim(),
+        "1.2.250.1.71.4.2.1.350000139"
+    );
     ok(admin(&data, &["user", "disable", "--username", "alegoff"]));
     assert!(
         ok(admin(&data, &["user", "list"]))
@@ -230,6 +287,7 @@ async fn admin_cli_validates_and_audits() {
         "admin.user.add:success",
         "admin.client.add:success",
         "admin.grant.add:success",
+        "admin.client.authority.add:success",
         "admin.failed:failure",
         "admin.user.disable:success",
         "admin.grant.remove:success",
@@ -285,7 +343,7 @@ async fn authlib_relying_party_completes_the_flows() {
 }
 
 /// The value of a cookie set by a response.
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -299,9 +357,39 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         })
 }
 
-fn csrf_field(html: &str) -> String {
+pub fn csrf_field(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+/// Signs in through the login form (with its CSRF double submit); returns the `cookie` header
+/// value of the session. `http` must not follow redirects.
+pub async fn password_login(
+    http: &reqwest::Client,
+    s: &Server,
+    user: &str,
+    password: &str,
+) -> String {
+    let page = http.get(s.url("/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&page, "__Host-megalis-login-csrf").unwrap();
+    let token = csrf_field(&page.text().await.unwrap());
+    let r = http
+        .post(s.url("/login"))
+        .header(
+            "cookie",
+            format!("__Host-megalis-login-csrf={login_cookie}"),
+        )
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "login of {user}");
+    let session = set_cookie(&r, "__Host-megalis-session").expect("session cookie");
+    format!("__Host-megalis-session={session}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,6 +625,38 @@ async fn browser_logs_in_to_the_launcher() {
     assert_eq!(v["profile_after_logout"], true);
     assert_eq!(v["refused_without_code"], true);
     assert_eq!(v["tiles_after_totp"], serde_json::json!(["breizh-rein"]));
+}
+
+/// The administration pages driven in Chromium: account creation, a grant that puts the
+/// application in the new user's launcher, disabling the account, removing the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_administers_accounts_and_grants() {
+    let (_tmp, s) = provisioned_server().await;
+    let out = Command::new(python())
+        .arg(script("browser_admin.py"))
+        .args([&format!("https://{}", s.https), "root", PASSWORD])
+        .output()
+        .expect("run the browser test");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["problems"], serde_json::json!([]), "accessibility: {v}");
+    assert_eq!(v["account_listed"], true, "{v}");
+    assert_eq!(v["grant_listed"], true, "{v}");
+    assert_eq!(
+        v["new_user_tiles"],
+        serde_json::json!(["breizh-rein"]),
+        "{v}"
+    );
+    assert_eq!(v["new_user_admin_refused"], true, "{v}");
+    assert_eq!(v["grant_after_removal"], false, "{v}");
+    assert_eq!(v["disabled_login_alert"], true, "{v}");
+    assert_eq!(v["disabled_user_has_launcher"], false, "{v}");
 }
 
 /// A practitioner closed by a directory import loses access at once: the portal session ends on

@@ -299,9 +299,11 @@ async fn run_serves_one_plugin_at_the_root_with_local_capabilities() {
         assert!(Instant::now() < deadline, "plugin run never listened");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // The probe has no /private/whoami route but the local runner authenticates the session
-    // route as the developer: 404 from the plugin itself, not 401 from the host.
-    assert_eq!(whoami.status(), 404);
+    // The local runner authenticates the session route as the developer (no 401 from the host).
+    assert_eq!(whoami.status(), 200);
+    let dev: serde_json::Value = whoami.json().await.unwrap();
+    assert_eq!(dev["kind"], "user");
+    assert_eq!(dev["subject"], "dev");
     let me: serde_json::Value = client
         .get(format!("{base}/whoami"))
         .send()
@@ -327,4 +329,226 @@ async fn run_serves_one_plugin_at_the_root_with_local_capabilities() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The platform's principal reaches plugins: a session route sees the signed-in user only when
+/// the user is granted the application, a bearer route sees the client holding the route's
+/// scopes, unsafe session requests need the same origin, and refusals are audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_routes_see_the_platform_principal_and_its_grants() {
+    use super::auth::{admin, ok, password_login};
+    use serde_json::Value;
+
+    const PASSWORD: &str = "Ty-Kreiz-Kemper-29!";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let probe = fetch_into(&data, "probe");
+    std::fs::write(
+        data.join("plugins.toml"),
+        plugins_toml(&[("probe", &probe, "\"context\", \"store\", \"logging\"")]),
+    )
+    .unwrap();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let pw = pw.to_str().unwrap();
+    for (user, kind, national_id) in [
+        ("alegoff", "professional", Some("810001234567")),
+        ("secretariat", "staff", None),
+    ] {
+        let mut args = vec![
+            "user",
+            "add",
+            "--username",
+            user,
+            "--kind",
+            kind,
+            "--name",
+            user,
+            "--password-file",
+            pw,
+        ];
+        if let Some(n) = national_id {
+            args.extend(["--national-id", n]);
+        } else {
+            args.extend(["--organisation", "350000139"]);
+        }
+        ok(admin(&data, &args));
+    }
+    ok(admin(
+        &data,
+        &[
+            "grant",
+            "add",
+            "--application",
+            "probe",
+            "--individual",
+            "810001234567",
+        ],
+    ));
+    for (client, scope) in [
+        ("sys-probe", "probe.read"),
+        ("sys-other", "system/Patient.rs"),
+    ] {
+        let secret = tmp.path().join(client);
+        std::fs::write(&secret, format!("{client}-secret-0123456789abcdef0123\n")).unwrap();
+        ok(admin(
+            &data,
+            &[
+                "client",
+                "add",
+                "--id",
+                client,
+                "--secret-file",
+                secret.to_str().unwrap(),
+                "--grant",
+                "client_credentials",
+                "--scope",
+                scope,
+            ],
+        ));
+    }
+    let mut s = server().data_dir(&data).start().await;
+    let _ = s.client();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
+        )
+        .tls_built_in_root_certs(false)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(s.url("/apps/probe/hello"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "probe never loaded:\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let whoami = |path: &'static str, header: Option<(&'static str, String)>| {
+        let mut r = http.get(s.url(path));
+        if let Some((k, v)) = header {
+            r = r.header(k, v);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // A granted user on a session route: the plugin sees who, from the directory.
+    let anne = password_login(&http, &s, "alegoff", PASSWORD).await;
+    let (status, me) = whoami("/apps/probe/private/whoami", Some(("cookie", anne.clone()))).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["kind"], "user");
+    assert_eq!(me["national_id"], "810001234567");
+    assert!(!me["subject"].as_str().unwrap().is_empty());
+    // The same user on a public route is known too (granted), with no credential forwarded.
+    let (_, me) = whoami("/apps/probe/whoami", Some(("cookie", anne.clone()))).await;
+    assert_eq!(me["kind"], "user");
+    // Without a session: 401; a user without a grant: 403 (and the plugin never learns who).
+    assert_eq!(whoami("/apps/probe/private/whoami", None).await.0, 401);
+    let staff = password_login(&http, &s, "secretariat", PASSWORD).await;
+    let (status, problem) = whoami(
+        "/apps/probe/private/whoami",
+        Some(("cookie", staff.clone())),
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(problem.to_string().contains("probe"), "{problem}");
+    let (_, me) = whoami("/apps/probe/whoami", Some(("cookie", staff.clone()))).await;
+    assert_eq!(me["kind"], "anonymous");
+
+    // Unsafe session requests: only from the platform's own origin.
+    let post = |origin: Option<String>| {
+        let mut r = http
+            .post(s.url("/apps/probe/private/hello"))
+            .header("cookie", anne.clone());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None).await, 403);
+    assert_eq!(post(Some("https://evil.example".into())).await, 403);
+    let origin = s.url("/").trim_end_matches('/').to_string();
+    assert_eq!(post(Some(origin)).await, 200);
+
+    // Bearer routes: a client holding the route's scope; not one holding another scope.
+    let token = |client: &'static str| {
+        let secret = format!("{client}-secret-0123456789abcdef0123");
+        let r = http
+            .post(s.url("/oauth2/token"))
+            .basic_auth(client, Some(secret))
+            .form(&[("grant_type", "client_credentials")]);
+        async move {
+            let body: Value = r.send().await.unwrap().json().await.unwrap();
+            body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string()
+        }
+    };
+    let bearer = format!("Bearer {}", token("sys-probe").await);
+    let (status, me) = whoami(
+        "/apps/probe/api/whoami",
+        Some(("authorization", bearer.clone())),
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["kind"], "system");
+    assert_eq!(me["subject"], "sys-probe");
+    assert_eq!(me["roles"], serde_json::json!(["probe.read"]));
+    // A bearer token is not a session.
+    assert_eq!(
+        whoami(
+            "/apps/probe/private/whoami",
+            Some(("authorization", bearer))
+        )
+        .await
+        .0,
+        401
+    );
+    let other = format!("Bearer {}", token("sys-other").await);
+    let (status, problem) = whoami("/apps/probe/api/whoami", Some(("authorization", other))).await;
+    assert_eq!(status, 403);
+    assert!(problem.to_string().contains("probe.read"), "{problem}");
+    assert_eq!(
+        whoami(
+            "/apps/probe/api/whoami",
+            Some(("authorization", "Bearer forged".into()))
+        )
+        .await
+        .0,
+        401
+    );
+
+    // Both refusals of known callers are in the audit trail.
+    let db = megalis_store::Database::open(
+        &megalis_store::Database::default_url(&data),
+        &megalis_store::PoolSettings::default(),
+    )
+    .unwrap();
+    let denials: Vec<String> = match &db {
+        megalis_store::Database::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT actor_subject FROM audit_record \
+             WHERE action = 'application.use' AND outcome = 'denied' AND object_id = 'probe'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+        megalis_store::Database::Postgres(_) => unreachable!("the default database is SQLite"),
+    };
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert!(denials.contains(&"sys-other".to_string()), "{denials:?}");
 }

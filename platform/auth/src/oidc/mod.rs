@@ -13,11 +13,16 @@ use crate::{AuthError, Result, now_us};
 /// Scopes the provider knows besides SMART-style resource scopes.
 pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "megalis"];
 
-/// Whether a scope is well formed: an OIDC scope, or a SMART v2 scope
-/// `(user|patient|system)/(Resource|*).(c?r?u?d?s?)` (IHE IUA uses the same shape).
+/// Whether a scope is well formed: an OIDC scope, a SMART v2 scope
+/// `(user|patient|system)/(Resource|*).(c?r?u?d?s?)` (IHE IUA uses the same shape), or an
+/// application scope `application.permission` that a plugin's bearer route declares
+/// (`messagerie.read`).
 pub fn valid_scope(scope: &str) -> bool {
     if OIDC_SCOPES.contains(&scope) {
         return true;
+    }
+    if !scope.contains('/') {
+        return is_application_scope(scope);
     }
     let Some((context, rest)) = scope.split_once('/') else {
         return false;
@@ -30,6 +35,16 @@ pub fn valid_scope(scope: &str) -> bool {
             || (!resource.is_empty() && resource.bytes().all(|b| b.is_ascii_alphabetic())))
         && !perms.is_empty()
         && is_ordered_subset(perms, "cruds")
+}
+
+/// `application.permission`: lower-case ASCII words (digits, `-` and `_` inside), one dot.
+fn is_application_scope(scope: &str) -> bool {
+    let word = |w: &str| {
+        w.starts_with(|c: char| c.is_ascii_lowercase())
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    matches!(scope.split_once('.'), Some((app, perm)) if word(app) && word(perm))
 }
 
 fn is_ordered_subset(s: &str, of: &str) -> bool {
@@ -225,6 +240,66 @@ pub async fn set_client_certificate(
         == 1)
 }
 
+/// An assigning-authority OID in its canonical form: the bare dotted OID, `urn:oid:` removed
+/// (HL7 v2 PID-3.4 carries the bare OID, FHIR identifier systems the URN).
+pub fn canonical_authority(value: &str) -> Result<String> {
+    let oid = value.trim();
+    let oid = oid.strip_prefix("urn:oid:").unwrap_or(oid);
+    let mut arcs = oid.split('.');
+    let first_ok = matches!(arcs.next(), Some("0" | "1" | "2"));
+    let mut count = 1;
+    let rest_ok = arcs.all(|arc| {
+        count += 1;
+        !arc.is_empty()
+            && arc.bytes().all(|b| b.is_ascii_digit())
+            && (arc == "0" || !arc.starts_with('0'))
+    });
+    if first_ok && rest_ok && count >= 2 && oid.len() <= 128 {
+        Ok(oid.to_owned())
+    } else {
+        Err(AuthError::Invalid(format!(
+            "{value:?} is not an assigning-authority OID (e.g. 1.2.250.1.71.4.2.1 or \
+             urn:oid:1.2.250.1.71.4.2.1)"
+        )))
+    }
+}
+
+/// Binds a system client to an assigning authority it may feed. `false` when already bound.
+pub async fn bind_authority(db: &Database, client_id: &str, authority: &str) -> Result<bool> {
+    let authority = canonical_authority(authority)?;
+    if client(db, client_id).await?.is_none() {
+        return Err(AuthError::NotFound(format!("client {client_id}")));
+    }
+    Ok(with_pool!(db, pool => sqlx::query(
+        "INSERT INTO oauth_client_authority (client_id, authority) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING")
+        .bind(client_id).bind(&authority).execute(pool).await.map(|r| r.rows_affected()))?
+        == 1)
+}
+
+/// Removes a binding. `false` when there was none.
+pub async fn unbind_authority(db: &Database, client_id: &str, authority: &str) -> Result<bool> {
+    let authority = canonical_authority(authority)?;
+    Ok(with_pool!(db, pool => sqlx::query(
+        "DELETE FROM oauth_client_authority WHERE client_id = $1 AND authority = $2")
+        .bind(client_id).bind(&authority).execute(pool).await.map(|r| r.rows_affected()))?
+        == 1)
+}
+
+/// Every binding, by client (the cache the service keeps).
+pub async fn all_authorities(
+    db: &Database,
+) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = with_pool!(db, pool => sqlx::query_as(
+        "SELECT client_id, authority FROM oauth_client_authority ORDER BY client_id, authority")
+        .fetch_all(pool).await)?;
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (client, authority) in rows {
+        out.entry(client).or_default().push(authority);
+    }
+    Ok(out)
+}
+
 /// RFC 8705 §3.1 thumbprint of a DER certificate: base64url (no padding) of its SHA-256.
 pub fn certificate_thumbprint(der: &[u8]) -> String {
     crate::crypto::b64url(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
@@ -343,6 +418,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn authority_oids_are_canonical() {
+        for (given, canonical) in [
+            ("1.2.250.1.71.4.2.1", "1.2.250.1.71.4.2.1"),
+            ("urn:oid:1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.8"),
+            (" 2.16.840.1.113883.2.8 ", "2.16.840.1.113883.2.8"),
+            ("0.9", "0.9"),
+        ] {
+            assert_eq!(canonical_authority(given).unwrap(), canonical);
+        }
+        for bad in [
+            "",
+            "1",
+            "3.1.2",
+            "1..2",
+            "1.02",
+            "1.2.",
+            "urn:oid:",
+            "1.2.a",
+            "1.2.250'--",
+            "CHU-RENNES",
+        ] {
+            assert!(canonical_authority(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn scope_grammar() {
         for ok in [
             "openid",
@@ -351,6 +452,8 @@ mod tests {
             "user/DocumentReference.cr",
             "patient/*.r",
             "user/Observation.cruds",
+            "probe.read",
+            "breizh-rein.write_notes",
         ] {
             assert!(valid_scope(ok), "{ok}");
         }
@@ -363,6 +466,12 @@ mod tests {
             "user/Pat-ient.r",
             "user/Patient.x",
             "email",
+            "probe",
+            "Probe.read",
+            "probe.read.more",
+            ".read",
+            "probe.",
+            "probe.re ad",
         ] {
             assert!(!valid_scope(bad), "{bad}");
         }

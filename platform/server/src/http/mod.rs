@@ -83,7 +83,7 @@ impl AppState {
         let demo = (settings.mode != Mode::Production).then(|| crate::demo::directory(true));
         let directory = Arc::new(directory_lookup::DirectoryLookup::new(db.clone(), demo));
         let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
-        let plugins = crate::plugins::start(&settings, &db, &audit, &metrics);
+        let plugins = crate::plugins::start(&settings, &db, &audit, &metrics, &auth);
         AppState(Arc::new(Shared {
             settings,
             db,

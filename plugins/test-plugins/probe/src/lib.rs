@@ -59,7 +59,10 @@ fn router() -> Router {
             Ok(Response::text("logged"))
         })
         .get("/private/hello", |_, _| Ok(Response::text("private")))
+        .post("/private/hello", |_, _| Ok(Response::text("private post")))
+        .get("/private/whoami", whoami)
         .get("/api/hello", |_, _| Ok(Response::text("api")))
+        .get("/api/whoami", whoami)
 }
 
 fn headers(req: &Request, _: &Params) -> Result<Response, Error> {
@@ -87,6 +90,9 @@ fn whoami(_: &Request, _: &Params) -> Result<Response, Error> {
             PrincipalKind::Anonymous => "anonymous",
         },
         "subject": p.subject,
+        "national_id": p.national_id,
+        "profession": p.profession,
+        "organisation": p.organisation,
         "roles": p.roles,
         "plugin": context::plugin_id(),
         "request_id": context::request_id(),
