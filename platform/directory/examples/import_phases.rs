@@ -51,7 +51,11 @@ async fn main() {
             format!("{}/{name}", admin.rsplit_once('/').unwrap().0),
         ));
     }
+    let only = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite postgres".into());
     for (label, url) in targets {
+        if !only.split_whitespace().any(|b| b == label) {
+            continue;
+        }
         let db = Database::open(&url, &PoolSettings::default()).expect("open");
         db.migrate().await.expect("migrate");
         let (key, _) = SigningKey::generate().expect("key");

@@ -4,17 +4,20 @@
 //!   [`ImportOptions::batch_rows`] rows through a channel of two: memory holds at most three
 //!   batches whatever the size of the file.
 //! * **Idempotent.** Each practitioner, organisation and activity has a content hash over the
-//!   columns the file defines. An entity whose hash is unchanged is not rewritten; only the id of
-//!   the import that saw it is recorded. Re-importing a file therefore reports everything
-//!   `unchanged` and changes no content and no timestamp.
-//! * **Incremental.** After the last batch, every active entity that this import did not see is
+//!   columns the file defines. An entity whose hash is unchanged is not written at all.
+//!   Re-importing a file therefore reports everything `unchanged` and changes no row.
+//! * **Incremental.** The import remembers which entities it has seen ([`Seen`]: a 128-bit digest
+//!   of each key, about 20 bytes an entity, some 70 MB for the 2-million-row national file).
+//!   After the last batch, every active entity that this import did not see is
 //!   closed (`active = false`, `closed_at_us` set) and audited; one that reappears later is
 //!   reopened, audited too. Authentication checks `active` on every use ([`crate::access`]), so a
 //!   closed practitioner loses access as soon as the import commits. A file that would close more
 //!   than a tenth of the active practitioners (and over 100) is taken for a truncated download:
 //!   nothing is closed unless [`ImportOptions::allow_mass_closure`] is set.
-//! * **Batched.** Each batch is written in one transaction with multi-row
-//!   `INSERT … ON CONFLICT DO UPDATE` statements, the same SQL on SQLite and PostgreSQL.
+//! * **Batched.** Each batch is written in one transaction of `INSERT … ON CONFLICT DO UPDATE`
+//!   statements: multi-row `VALUES` with anonymous placeholders on SQLite, one array per column
+//!   unnested on PostgreSQL. A table empty when the import starts is not searched for existing
+//!   rows (a first import only inserts).
 //!
 //! Only one import should run at a time (the CLI is the only caller); an interrupted import can
 //! simply be run again: batches already committed are found unchanged and nothing was closed.
@@ -39,6 +42,49 @@ const IMPORT_CACHE_PRAGMA: &str = "PRAGMA cache_size = -131072";
 
 /// The audit actor of imports.
 pub const IMPORT_ACTOR: &str = "system:directory-import";
+
+/// The entities one import has seen, per table, as 128-bit digests of their keys (the first 16
+/// bytes of SHA-256): what the closing of absent entities needs, without writing a "seen" mark
+/// on every unchanged row of the database (which made a re-import rewrite the whole directory).
+/// A digest collision between a listed and an unlisted key would leave the unlisted one open;
+/// at 2^-128 per pair it is not a practical concern.
+#[derive(Default)]
+struct Seen {
+    by_table: [HashSet<u128>; 3],
+    /// Tables that were empty when the import started: nothing to look up in them.
+    empty_at_start: [bool; 3],
+    /// Practitioners named only by malformed rows: listed, so not to be closed, but nothing
+    /// to write (a valid row for them later in the file is still written).
+    listed_by_rejected_rows: HashSet<u128>,
+}
+
+fn table_index(table: &Table) -> usize {
+    match table.name {
+        "dir_practitioner" => 0,
+        "dir_organisation" => 1,
+        _ => 2,
+    }
+}
+
+fn key_digest(key: &str) -> u128 {
+    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d.as_ref()[..16]);
+    u128::from_be_bytes(first)
+}
+
+impl Seen {
+    /// Records a key; `false` when this import had already seen it.
+    fn insert(&mut self, table: &Table, key: &str) -> bool {
+        self.by_table[table_index(table)].insert(key_digest(key))
+    }
+    /// Whether the file lists this entity (in a valid row, or a malformed one for practitioners).
+    fn listed(&self, table: &Table, key: &str) -> bool {
+        let digest = key_digest(key);
+        self.by_table[table_index(table)].contains(&digest)
+            || (table_index(table) == 0 && self.listed_by_rejected_rows.contains(&digest))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -222,10 +268,31 @@ pub async fn import_reader<R: BufRead + Send + 'static>(
         import_id,
         ..ImportReport::default()
     };
+    let mut seen = Seen::default();
+    for table in [&PRACTITIONER, &ORGANISATION, &ACTIVITY] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT 1) AS t",
+            table.name
+        );
+        let any: i64 = with_pool!(db, pool =>
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).fetch_one(pool).await)?;
+        seen.empty_at_start[table_index(table)] = any == 0;
+    }
     let mut outcome = Ok(());
     while let Some(batch) = rx.recv().await {
         let step = match batch {
-            Ok(batch) => apply_batch(db, audit, import_id, batch, &mut report, &options).await,
+            Ok(batch) => {
+                apply_batch(
+                    db,
+                    audit,
+                    import_id,
+                    batch,
+                    &mut seen,
+                    &mut report,
+                    &options,
+                )
+                .await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = step {
@@ -238,7 +305,7 @@ pub async fn import_reader<R: BufRead + Send + 'static>(
     // A read error or a failed batch leaves the file's end unseen: closing now would close
     // everything after the failure.
     outcome?;
-    close_absent(db, audit, import_id, &mut report, &options).await?;
+    close_absent(db, audit, import_id, &seen, &mut report, &options).await?;
     report.elapsed = started.elapsed();
     let summary = serde_json::json!({
         "rows_read": report.rows_read,
@@ -354,8 +421,6 @@ fn key_of<'a>(args: &'a [Arg<'a>]) -> &'a str {
 struct Plan<'a> {
     /// Full rows (content then state) to upsert.
     write: Vec<Vec<Arg<'a>>>,
-    /// Keys whose content is unchanged: only `last_seen_import` moves.
-    touch: Vec<String>,
     /// Keys closed before and listed again (audited).
     reopened: Vec<String>,
 }
@@ -366,30 +431,36 @@ async fn plan<'a>(
     import_id: i64,
     now: i64,
     entities: Vec<Vec<Arg<'a>>>,
+    seen: &mut Seen,
     counts: &mut EntityCounts,
 ) -> Result<Plan<'a>> {
-    let keys: Vec<&str> = entities.iter().map(|e| key_of(e)).collect();
-    let existing = existing_state(db, table, &keys).await?;
+    // Already seen earlier in this import: the first row describing an entity wins.
+    let entities: Vec<Vec<Arg<'a>>> = entities
+        .into_iter()
+        .filter(|e| seen.insert(table, key_of(e)))
+        .collect();
+    let existing = if seen.empty_at_start[table_index(table)] {
+        HashMap::new()
+    } else {
+        let keys: Vec<&str> = entities.iter().map(|e| key_of(e)).collect();
+        existing_state(db, table, &keys).await?
+    };
     let mut plan = Plan {
         write: Vec::new(),
-        touch: Vec::new(),
         reopened: Vec::new(),
     };
     for mut e in entities {
         let hash = content_hash(&e);
-        let key = key_of(&e).to_string();
-        match existing.get(&key) {
-            // Already seen earlier in this import: the first row describing it wins.
-            Some((_, _, seen)) if *seen == import_id => continue,
-            Some((h, true, _)) if *h == hash => {
+        let key = key_of(&e);
+        match existing.get(key) {
+            Some((h, true)) if *h == hash => {
                 counts.unchanged += 1;
-                plan.touch.push(key);
                 continue;
             }
-            Some((_, true, _)) => counts.updated += 1,
-            Some((_, false, _)) => {
+            Some((_, true)) => counts.updated += 1,
+            Some((_, false)) => {
                 counts.reopened += 1;
-                plan.reopened.push(key);
+                plan.reopened.push(key.to_string());
             }
             None => counts.created += 1,
         }
@@ -411,20 +482,21 @@ async fn apply_batch(
     audit: &AuditLog,
     import_id: i64,
     batch: Vec<Parsed>,
+    seen: &mut Seen,
     report: &mut ImportReport,
     options: &ImportOptions,
 ) -> Result<()> {
     let now = now_us();
     let mut rows: Vec<Row> = Vec::with_capacity(batch.len());
-    let mut rejected_ids: Vec<String> = Vec::new();
     for p in batch {
         report.rows_read += 1;
         match p {
             Parsed::Row(r) => rows.push(*r),
             Parsed::Rejected(e) => {
                 report.rows_rejected += 1;
+                // A practitioner whose row is malformed is still listed: not to be closed.
                 if let Some(id) = &e.national_id {
-                    rejected_ids.push(id.clone());
+                    seen.listed_by_rejected_rows.insert(key_digest(id));
                 }
                 if report.rejected.len() < options.rejected_kept {
                     report.rejected.push(e);
@@ -432,24 +504,24 @@ async fn apply_batch(
             }
         }
     }
-    let mut seen = HashSet::new();
+    let mut in_batch = HashSet::new();
     let practitioners: Vec<_> = rows
         .iter()
-        .filter(|r| seen.insert(r.practitioner.national_id.as_str()))
+        .filter(|r| in_batch.insert(r.practitioner.national_id.as_str()))
         .map(|r| practitioner_args(&r.practitioner))
         .collect();
-    let mut seen = HashSet::new();
+    let mut in_batch = HashSet::new();
     let organisations: Vec<_> = rows
         .iter()
         .filter_map(|r| r.organisation.as_ref())
-        .filter(|o| seen.insert(o.structure_id.as_str()))
+        .filter(|o| in_batch.insert(o.structure_id.as_str()))
         .map(organisation_args)
         .collect();
-    let mut seen = HashSet::new();
+    let mut in_batch = HashSet::new();
     let activities: Vec<_> = rows
         .iter()
         .map(|r| activity_args(&r.activity))
-        .filter(|a| seen.insert(key_of(a).to_string()))
+        .filter(|a| in_batch.insert(key_of(a).to_string()))
         .collect();
 
     let mut plans = Vec::with_capacity(3);
@@ -458,7 +530,16 @@ async fn apply_batch(
         (&ORGANISATION, organisations),
         (&ACTIVITY, activities),
     ] {
-        let p = plan(db, table, import_id, now, entities, report.counts(table)).await?;
+        let p = plan(
+            db,
+            table,
+            import_id,
+            now,
+            entities,
+            seen,
+            report.counts(table),
+        )
+        .await?;
         plans.push((table, p));
     }
     // Audited before the write: a reopening must never take effect unrecorded.
@@ -474,14 +555,6 @@ async fn apply_batch(
         .await?;
     }
 
-    let touches: Vec<(&Table, Vec<&str>)> = plans
-        .iter()
-        .map(|(t, p)| (*t, p.touch.iter().map(String::as_str).collect()))
-        .chain(std::iter::once((
-            &PRACTITIONER,
-            rejected_ids.iter().map(String::as_str).collect(),
-        )))
-        .collect();
     let writes: Vec<(&Table, &[Vec<Arg<'_>>])> = plans
         .iter()
         .map(|(t, p)| (*t, p.write.as_slice()))
@@ -492,19 +565,6 @@ async fn apply_batch(
             for (table, rows) in &writes {
                 if !rows.is_empty() {
                     pg_upsert(&mut tx, table, rows).await?;
-                }
-            }
-            for (table, keys) in &touches {
-                if !keys.is_empty() {
-                    let sql = format!(
-                        "UPDATE {} SET last_seen_import = $1 WHERE {} = ANY($2)",
-                        table.name, table.key
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(import_id)
-                        .bind(keys)
-                        .execute(&mut *tx)
-                        .await?;
                 }
             }
             tx.commit().await?;
@@ -518,22 +578,6 @@ async fn apply_batch(
                         table.upsert_sql(chunk.len()),
                         chunk.iter().flatten().collect(),
                     ));
-                }
-            }
-            let import_arg = Arg::Int(import_id);
-            let touch_args: Vec<(&Table, Vec<Arg<'_>>)> = touches
-                .iter()
-                .map(|(t, keys)| (*t, keys.iter().map(|k| Arg::text(k)).collect()))
-                .collect();
-            for (table, keys) in &touch_args {
-                for chunk in keys.chunks(max_params(db.backend()) - 1) {
-                    let sql = format!(
-                        "UPDATE {} SET last_seen_import = ? WHERE {} IN ({})",
-                        table.name,
-                        table.key,
-                        in_list(chunk.len())
-                    );
-                    statements.push((sql, std::iter::once(&import_arg).chain(chunk).collect()));
                 }
             }
             let mut tx = pool.begin().await?;
@@ -561,9 +605,9 @@ async fn existing_state(
     db: &Database,
     table: &Table,
     keys: &[&str],
-) -> Result<HashMap<String, (i64, bool, i64)>> {
+) -> Result<HashMap<String, (i64, bool)>> {
     let mut existing = HashMap::with_capacity(keys.len());
-    let columns = format!("{}, content_hash, active, last_seen_import", table.key);
+    let columns = format!("{}, content_hash, active", table.key);
     match db {
         // One array parameter: the same prepared statement for every batch, whatever its size
         // (a statement with thousands of `$n` is prepared anew for each new length, and
@@ -573,11 +617,11 @@ async fn existing_state(
                 "SELECT {columns} FROM {} WHERE {} = ANY($1)",
                 table.name, table.key
             );
-            let rows: Vec<(String, i64, bool, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            let rows: Vec<(String, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(keys)
                 .fetch_all(pool)
                 .await?;
-            existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
+            existing.extend(rows.into_iter().map(|(k, h, a)| (k, (h, a))));
         }
         Database::Sqlite(pool) => {
             for chunk in keys.chunks(max_params(db.backend())) {
@@ -591,8 +635,8 @@ async fn existing_state(
                 for k in chunk {
                     q = q.bind(*k);
                 }
-                let rows: Vec<(String, i64, bool, i64)> = q.fetch_all(pool).await?;
-                existing.extend(rows.into_iter().map(|(k, h, a, s)| (k, (h, a, s))));
+                let rows: Vec<(String, i64, bool)> = q.fetch_all(pool).await?;
+                existing.extend(rows.into_iter().map(|(k, h, a)| (k, (h, a))));
             }
         }
     }
@@ -667,21 +711,41 @@ async fn audit_each(
     Ok(())
 }
 
+/// The active keys of a table this import did not see, read in key order by pages (keyset
+/// pagination on the primary key, so memory holds the absent keys, not the table).
+async fn absent_keys(db: &Database, table: &Table, seen: &Seen) -> Result<Vec<String>> {
+    let select = format!(
+        "SELECT {key} FROM {t} WHERE active AND {key} > $1 ORDER BY {key} LIMIT 10000",
+        key = table.key,
+        t = table.name
+    );
+    let mut absent = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page: Vec<String> = with_pool!(db, pool =>
+            sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
+                .bind(&after).fetch_all(pool).await)?;
+        let Some(last) = page.last() else {
+            return Ok(absent);
+        };
+        after = last.clone();
+        absent.extend(page.into_iter().filter(|k| !seen.listed(table, k)));
+    }
+}
+
 /// Closes every active entity this import did not see, in pages of 1,000 keys.
 async fn close_absent(
     db: &Database,
     audit: &AuditLog,
     import_id: i64,
+    seen: &Seen,
     report: &mut ImportReport,
     options: &ImportOptions,
 ) -> Result<()> {
-    let count = |sql: &'static str| async move {
-        with_pool!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(import_id).fetch_one(pool).await)
-    };
-    let candidates =
-        count("SELECT COUNT(*) FROM dir_practitioner WHERE active AND last_seen_import < $1")
-            .await?;
-    let active = count("SELECT COUNT(*) FROM dir_practitioner WHERE active AND $1 = $1").await?;
+    let practitioners = absent_keys(db, &PRACTITIONER, seen).await?;
+    let active: i64 = with_pool!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM dir_practitioner WHERE active").fetch_one(pool).await)?;
+    let candidates = practitioners.len() as i64;
     let limit = (active / 10).max(100);
     if candidates > limit && !options.allow_mass_closure {
         let refusal = DirectoryError::MassClosure {
@@ -694,21 +758,15 @@ async fn close_absent(
         return Ok(());
     }
     // Roles first, so that no moment exists where a closed practitioner has an active role.
-    for table in [&ACTIVITY, &PRACTITIONER, &ORGANISATION] {
-        loop {
-            let select = format!(
-                "SELECT {key} FROM {t} WHERE active AND last_seen_import < $1 \
-                 ORDER BY {key} LIMIT 1000",
-                key = table.key,
-                t = table.name
-            );
-            let keys: Vec<String> = with_pool!(db, pool =>
-                sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
-                    .bind(import_id).fetch_all(pool).await)?;
-            if keys.is_empty() {
-                break;
-            }
-            audit_each(audit, table, "close", &keys, import_id, &options.source).await?;
+    let activities = absent_keys(db, &ACTIVITY, seen).await?;
+    let organisations = absent_keys(db, &ORGANISATION, seen).await?;
+    for (table, absent) in [
+        (&ACTIVITY, activities),
+        (&PRACTITIONER, practitioners),
+        (&ORGANISATION, organisations),
+    ] {
+        for keys in absent.chunks(1000) {
+            audit_each(audit, table, "close", keys, import_id, &options.source).await?;
             let now = now_us();
             match db {
                 Database::Postgres(pool) => {
@@ -719,7 +777,7 @@ async fn close_absent(
                     );
                     sqlx::query(sqlx::AssertSqlSafe(update))
                         .bind(now)
-                        .bind(&keys)
+                        .bind(keys)
                         .execute(pool)
                         .await?;
                 }
@@ -732,7 +790,7 @@ async fn close_absent(
                         in_list(keys.len())
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(update)).bind(now).bind(now);
-                    for k in &keys {
+                    for k in keys {
                         q = q.bind(k.as_str());
                     }
                     q.execute(pool).await?;
