@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use megalis_auth::oidc::{self, GrantType, NewClient};
 use megalis_auth::service::TokenRequest;
 use megalis_auth::{
-    AccountKind, Auth, AuthSettings, LoginOutcome, NewAccount, PractitionerInfo, StaticDirectory,
-    account,
+    AccountKind, Auth, AuthSettings, LoginOutcome, NewAccount, PractitionerInfo, SigningAlgorithm,
+    StaticDirectory, account,
 };
 use megalis_store::{Database, PoolSettings};
 
@@ -68,7 +68,9 @@ async fn main() {
     }]));
     let mut settings = AuthSettings::new("https://megalis.bench");
     settings.max_failures = i64::MAX;
-    let auth = Auth::start(db.clone(), settings, directory).await.unwrap();
+    let auth = Auth::start(db.clone(), settings, directory.clone())
+        .await
+        .unwrap();
     account::create(
         &db,
         &NewAccount {
@@ -133,44 +135,64 @@ async fn main() {
         cpu_time() - cpu0,
     );
 
-    // 2. Client-credentials grants: client authentication (database read, secret check) and one
-    //    ES256 signature, one core.
+    // 2 and 3, for each access-token algorithm (`auth.access_token_algorithm`): ES256 is cheap
+    //    to sign and dear to verify, RS256 the reverse.
     let req = TokenRequest {
         grant_type: "client_credentials".into(),
         ..Default::default()
     };
-    let n = 5_000u64;
-    let cpu0 = cpu_time();
-    let started = Instant::now();
     let mut last = String::new();
-    for _ in 0..n {
+    for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+        let auth = Auth::start(
+            db.clone(),
+            AuthSettings {
+                access_token_algorithm: alg,
+                ..auth.settings.clone()
+            },
+            directory.clone(),
+        )
+        .await
+        .unwrap();
+        // 2. Client-credentials grants: client authentication (database read, secret check)
+        //    and one signature, one core.
+        let n = if alg == SigningAlgorithm::ES256 {
+            5_000u64
+        } else {
+            2_000
+        };
+        let cpu0 = cpu_time();
+        let started = Instant::now();
+        for _ in 0..n {
+            let client = auth.authenticate_client("sih-chu", SECRET).await.unwrap();
+            last = auth.token(&client, &req).await.unwrap().access_token;
+        }
+        report(
+            &format!("client-credentials grants (client authentication + {alg:?} token, one task)"),
+            n,
+            started.elapsed(),
+            cpu_time() - cpu0,
+        );
+        // 3. (a) Token validations including the revocation list and grant checks, one core,
+        //    cold: every token is new, so its signature is verified.
         let client = auth.authenticate_client("sih-chu", SECRET).await.unwrap();
-        last = auth.token(&client, &req).await.unwrap().access_token;
+        let tokens: Vec<String> = (0..3_000)
+            .map(|_| auth.client_credentials(&client, &req).unwrap().access_token)
+            .collect();
+        let cpu0 = cpu_time();
+        let started = Instant::now();
+        for t in &tokens {
+            auth.validate_access_token(t).unwrap();
+        }
+        report(
+            &format!(
+                "access-token validations, {alg:?} signature verified (new tokens), revocation \
+                 and grant checks"
+            ),
+            tokens.len() as u64,
+            started.elapsed(),
+            cpu_time() - cpu0,
+        );
     }
-    report(
-        "client-credentials grants (client authentication + ES256 token, one task)",
-        n,
-        started.elapsed(),
-        cpu_time() - cpu0,
-    );
-
-    // 3. Token validations including the revocation list and grant checks, one core.
-    //    (a) cold: every token is new, so its ES256 signature is verified;
-    let client = auth.authenticate_client("sih-chu", SECRET).await.unwrap();
-    let tokens: Vec<String> = (0..3_000)
-        .map(|_| auth.client_credentials(&client, &req).unwrap().access_token)
-        .collect();
-    let cpu0 = cpu_time();
-    let started = Instant::now();
-    for t in &tokens {
-        auth.validate_access_token(t).unwrap();
-    }
-    report(
-        "access-token validations, signature verified (new tokens), revocation and grant checks",
-        tokens.len() as u64,
-        started.elapsed(),
-        cpu_time() - cpu0,
-    );
     //    (b) warm: a token already verified once (a client reusing its token).
     let n = 1_000_000u64;
     let cpu0 = cpu_time();

@@ -35,6 +35,8 @@ pub use account::{Account, AccountKind, NewAccount};
 pub use card::NationalIdRefusal;
 pub use directory::{PractitionerInfo, PractitionerLookup, StaticDirectory};
 pub use grants::{GrantKind, GrantRule};
+/// The JWS algorithms tokens are signed with (`ES256`, `RS256`).
+pub use jsonwebtoken::Algorithm as SigningAlgorithm;
 pub use principal::{Principal, PrincipalKind};
 pub use service::{Auth, AuthSettings, CardLogin, FederatedLogin, LoginOutcome};
 

@@ -41,6 +41,9 @@ pub struct AuthSettings {
     pub lockout: Duration,
     /// Base URL of the mutual-TLS listener (RFC 8705 endpoint aliases), when there is one.
     pub mtls_base_url: Option<String>,
+    /// Signature of access tokens: ES256 (issuing costs a tenth of RS256) or RS256 (verifying
+    /// costs a third to a half of ES256). ID tokens are always RS256.
+    pub access_token_algorithm: Algorithm,
 }
 
 impl AuthSettings {
@@ -56,6 +59,7 @@ impl AuthSettings {
             max_failures: 5,
             lockout: Duration::from_secs(15 * 60),
             mtls_base_url: None,
+            access_token_algorithm: Algorithm::ES256,
         }
     }
 
@@ -424,7 +428,7 @@ impl Auth {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["ES256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -1318,7 +1322,7 @@ impl Auth {
             }),
         };
         Ok(TokenResponse {
-            access_token: self.sign(&claims, "at+jwt")?,
+            access_token: self.sign(&claims, "at+jwt", self.settings.access_token_algorithm)?,
             token_type: "Bearer",
             expires_in: self.settings.access_token_lifetime.as_secs(),
             scope,
@@ -1358,7 +1362,7 @@ impl Auth {
             name: p.display_name.clone(),
             cnf: None,
         };
-        self.sign(&claims, "at+jwt")
+        self.sign(&claims, "at+jwt", self.settings.access_token_algorithm)
     }
 
     fn id_token(
@@ -1384,7 +1388,8 @@ impl Auth {
         for (k, v) in self.user_claims(p).as_object().expect("object") {
             obj.entry(k.clone()).or_insert(v.clone());
         }
-        self.sign(&claims, "JWT")
+        // RS256: OpenID Connect's default, the one algorithm every relying party supports.
+        self.sign(&claims, "JWT", Algorithm::RS256)
     }
 
     /// The claims of `/userinfo` (and of ID tokens).
@@ -1396,25 +1401,27 @@ impl Auth {
         })
     }
 
-    fn sign<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String> {
+    fn sign<T: Serialize>(&self, claims: &T, typ: &str, alg: Algorithm) -> Result<String> {
         let keys = self.keys.read().expect("lock");
+        // Newest first: the first key of the algorithm is its current one.
         let key = keys
-            .first()
-            .ok_or_else(|| AuthError::Internal("no signing key".into()))?;
-        let mut header = Header::new(Algorithm::ES256);
+            .iter()
+            .find(|k| k.alg == alg)
+            .ok_or_else(|| AuthError::Internal(format!("no {alg:?} signing key")))?;
+        let mut header = Header::new(alg);
         header.typ = Some(typ.into());
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
-    fn decoding_key(&self, kid: &str) -> Option<jsonwebtoken::DecodingKey> {
+    fn decoding_key(&self, kid: &str) -> Option<(Algorithm, jsonwebtoken::DecodingKey)> {
         self.keys
             .read()
             .expect("lock")
             .iter()
             .find(|k| k.kid == kid)
-            .map(|k| k.decoding.clone())
+            .map(|k| (k.alg, k.decoding.clone()))
     }
 
     /// Verifies signature, `typ`, issuer, audience and expiry of a JWT made by this provider.
@@ -1427,9 +1434,10 @@ impl Auth {
     ) -> Result<T> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Token(e.to_string()))?;
-        // Only ES256: `alg: none`, HS256 with the public key as secret and the like are refused
-        // before any key is touched.
-        if header.alg != Algorithm::ES256 {
+        // Only the provider's own algorithms: `alg: none`, HS256 with the public key as secret
+        // and the like are refused before any key is touched; below, the algorithm must also be
+        // the one of the key the `kid` names.
+        if !keys::SIGNING_ALGORITHMS.contains(&header.alg) {
             return Err(AuthError::Token("unsupported signing algorithm".into()));
         }
         if let Some(typ) = typ
@@ -1442,10 +1450,15 @@ impl Auth {
         let kid = header
             .kid
             .ok_or_else(|| AuthError::Token("no key id".into()))?;
-        let key = self
+        let (key_alg, key) = self
             .decoding_key(&kid)
             .ok_or_else(|| AuthError::Token("unknown key id".into()))?;
-        let mut v = Validation::new(Algorithm::ES256);
+        if key_alg != header.alg {
+            return Err(AuthError::Token(
+                "the signing algorithm is not the key's".into(),
+            ));
+        }
+        let mut v = Validation::new(key_alg);
         v.set_issuer(&[&self.settings.issuer]);
         v.leeway = 5;
         v.validate_exp = check_exp;

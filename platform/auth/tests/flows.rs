@@ -578,6 +578,55 @@ async fn client_credentials_and_revocation(b: Backend) {
 }
 both_backends!(client_credentials, client_credentials_and_revocation);
 
+/// `auth.access_token_algorithm = RS256`: access tokens signed with the RSA key, validated by
+/// this replica and by one still configured for ES256 (both publish both keys).
+async fn rs256_access_tokens(b: Backend) {
+    let e = env(b).await;
+    let rs = Auth::start(
+        e.db.clone(),
+        megalis_auth::AuthSettings {
+            access_token_algorithm: megalis_auth::SigningAlgorithm::RS256,
+            ..e.auth.settings.clone()
+        },
+        e.directory.clone(),
+    )
+    .await
+    .unwrap();
+    let sih = rs.authenticate_client("sih-chu", SECRET).await.unwrap();
+    let t = rs
+        .token(
+            &sih,
+            &TokenRequest {
+                grant_type: "client_credentials".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&t.access_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwk = rs.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header.kid.clone().unwrap().as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(jwk["kty"], "RSA");
+    assert!(rs.validate_access_token(&t.access_token).is_ok());
+    assert!(e.auth.validate_access_token(&t.access_token).is_ok());
+    // The signature really is checked: one flipped bit in it and the token is refused.
+    let mut forged = t.access_token.clone().into_bytes();
+    let at = forged.len() - 5;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    assert!(
+        e.auth
+            .validate_access_token(std::str::from_utf8(&forged).unwrap())
+            .is_err()
+    );
+}
+both_backends!(rs256_tokens, rs256_access_tokens);
+
 /// A system client feeds only the assigning authorities it is bound to; the binding reaches
 /// other replicas on their next refresh and shows in introspection.
 async fn clients_feed_only_their_authorities(b: Backend) {
@@ -648,10 +697,14 @@ both_backends!(client_authorities, clients_feed_only_their_authorities);
 /// tokens that are otherwise genuine).
 async fn sign_with_provider_key(db: &Database, claims: &serde_json::Value, typ: &str) -> String {
     let keys = oidc::keys::load(db).await.unwrap();
+    let key = keys
+        .iter()
+        .find(|k| k.alg == jsonwebtoken::Algorithm::ES256)
+        .unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.typ = Some(typ.into());
-    header.kid = Some(keys[0].kid.clone());
-    jsonwebtoken::encode(&header, claims, &keys[0].encoding).unwrap()
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
 }
 
 async fn bad_tokens_are_refused(b: Backend) {
@@ -714,7 +767,8 @@ async fn bad_tokens_are_refused(b: Backend) {
         header.kid = oidc::keys::load(&e.db)
             .await
             .unwrap()
-            .first()
+            .iter()
+            .find(|k| k.alg == jsonwebtoken::Algorithm::ES256)
             .map(|k| k.kid.clone());
         jsonwebtoken::encode(
             &header,
@@ -723,7 +777,24 @@ async fn bad_tokens_are_refused(b: Backend) {
         )
         .unwrap()
     };
+    // Algorithm confusion: signed by the provider's real ES256 key, but naming its RS256 key.
+    let confused = {
+        let keys = oidc::keys::load(&e.db).await.unwrap();
+        let es = keys
+            .iter()
+            .find(|k| k.alg == jsonwebtoken::Algorithm::ES256)
+            .unwrap();
+        let rs = keys
+            .iter()
+            .find(|k| k.alg == jsonwebtoken::Algorithm::RS256)
+            .unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(rs.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &es.encoding).unwrap()
+    };
     for (what, token) in [
+        ("algorithm of another key", confused.as_str()),
         ("tampered", tampered.as_str()),
         ("alg none", alg_none.as_str()),
         ("expired", expired.as_str()),
@@ -741,7 +812,8 @@ async fn bad_tokens_are_refused(b: Backend) {
     // After a key rotation, tokens signed by the old key stay valid; new ones use the new key.
     e.auth.rotate_keys_now().await.unwrap();
     assert!(e.auth.validate_access_token(&good).is_ok());
-    assert_eq!(e.auth.jwks()["keys"].as_array().unwrap().len(), 2);
+    // One new key per algorithm; the retired ones stay published for their tokens' lifetime.
+    assert_eq!(e.auth.jwks()["keys"].as_array().unwrap().len(), 4);
 }
 both_backends!(bad_tokens, bad_tokens_are_refused);
 

@@ -362,6 +362,15 @@ pub static KEYS: &[Key] = &[
         "Age at which a new token signing key is made",
     ),
     key(
+        "auth.access_token_algorithm",
+        Kind::Choice(&["ES256", "RS256"]),
+        Some("ES256"),
+        Global,
+        "Signature of access tokens: ES256 (cheap to issue) or RS256 (cheap to verify: for \
+         resource servers that validate many distinct tokens). ID tokens are RS256 (OpenID \
+         Connect's default algorithm)",
+    ),
+    key(
         "auth.lockout_threshold",
         Kind::Integer,
         Some("5"),

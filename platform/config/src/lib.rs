@@ -489,6 +489,8 @@ pub struct Settings {
     pub auth_access_token_lifetime: Duration,
     pub auth_refresh_token_lifetime: Duration,
     pub auth_key_rotation: Duration,
+    /// `ES256` or `RS256`.
+    pub auth_access_token_algorithm: String,
     pub auth_lockout_threshold: u32,
     pub auth_lockout_duration: Duration,
     pub plugins_config: PathBuf,
@@ -799,6 +801,13 @@ impl Settings {
             auth_refresh_token_lifetime: t
                 .required("auth.refresh_token_lifetime", parse_duration)?,
             auth_key_rotation: t.required("auth.key_rotation", parse_duration)?,
+            auth_access_token_algorithm: t.required(
+                "auth.access_token_algorithm",
+                |s| match s {
+                    "ES256" | "RS256" => Ok(s.to_string()),
+                    _ => Err("expected ES256 or RS256".to_string()),
+                },
+            )?,
             auth_lockout_threshold: t.required("auth.lockout_threshold", |s| {
                 s.parse::<u32>()
                     .ok()

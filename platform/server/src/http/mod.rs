@@ -112,6 +112,10 @@ pub fn auth_settings(settings: &Settings) -> AuthSettings {
         max_failures: i64::from(settings.auth_lockout_threshold),
         lockout: settings.auth_lockout_duration,
         mtls_base_url: settings.cps_public_url.clone(),
+        access_token_algorithm: match settings.auth_access_token_algorithm.as_str() {
+            "RS256" => megalis_auth::SigningAlgorithm::RS256,
+            _ => megalis_auth::SigningAlgorithm::ES256,
+        },
         ..AuthSettings::new(&settings.public_url)
     }
 }
