@@ -2,7 +2,7 @@
 //!
 //! * **Streaming.** A blocking thread parses the file and hands batches of
 //!   [`ImportOptions::batch_rows`] rows through a channel of two: memory holds at most three
-//!   batches whatever the size of the file.
+//!   batches of rows, plus the set of entities seen (below), which grows with the file.
 //! * **Idempotent.** Each practitioner, organisation and activity has a content hash over the
 //!   columns the file defines. An entity whose hash is unchanged is not written at all.
 //!   Re-importing a file therefore reports everything `unchanged` and changes no row.
