@@ -18,7 +18,7 @@ use crate::account::{self, Account, AccountKind};
 use crate::card::{self, NationalIdRefusal};
 use crate::crypto::{pkce_s256, random_token};
 use crate::directory::PractitionerLookup;
-use crate::grants::{self, GrantRule};
+use crate::grants::{self, GrantKind, GrantRule};
 use crate::oidc::keys::{self, SigningKey};
 use crate::oidc::revocation::{self, Kind, RevocationList, TokenFacts};
 use crate::oidc::{self, Client, CodeGrant, GrantType, RefreshGrant};
@@ -897,6 +897,24 @@ impl Auth {
             .into_iter()
             .filter(|a| self.may_use(principal, &a.id))
             .collect())
+    }
+
+    /// An individual grant names a person by account id or national id, which is what rules are
+    /// matched on. A user name given instead (what an administrator naturally types) would make
+    /// a rule that matches nobody: it is resolved to the account's national id, or its account
+    /// id when it has none. Other values are kept (a national id may precede the account).
+    pub async fn resolve_grant(&self, rule: &GrantRule) -> Result<GrantRule> {
+        let value = rule.value.trim();
+        if rule.kind != GrantKind::Individual || account::by_id(&self.db, value).await?.is_some() {
+            return Ok(rule.clone());
+        }
+        Ok(match account::by_username(&self.db, value).await? {
+            Some(a) => GrantRule {
+                value: a.national_id.unwrap_or(a.id),
+                ..rule.clone()
+            },
+            None => rule.clone(),
+        })
     }
 
     pub async fn add_grant(&self, rule: &GrantRule) -> Result<bool> {

@@ -68,7 +68,7 @@ fn rule_args(cmd: Command) -> Command {
     .arg(
         Arg::new("individual")
             .long("individual")
-            .help("Account id or national id (8 + RPPS)"),
+            .help("User name, account id or national id (8 + RPPS); a user name is stored as the account's national id (or id)"),
     )
     .arg(
         Arg::new("everyone")
@@ -588,7 +588,7 @@ async fn execute(path: &[&str], m: &ArgMatches, auth: &Auth) -> Result<Done, Ser
             )
         }
         ["admin", "grant", "add"] | ["admin", "grant", "remove"] => {
-            let rule = rule_of(m);
+            let rule = auth.resolve_grant(&rule_of(m)).await?;
             let add = path[2] == "add";
             let changed = if add {
                 auth.add_grant(&rule).await?

@@ -188,8 +188,24 @@ async fn admin_cli_validates_and_audits() {
         "{}",
         stderr(&o)
     );
+    // An individual grant given by user name is stored with the person's national id.
+    ok(admin(
+        &data,
+        &[
+            "grant",
+            "add",
+            "--application",
+            "breizh-rein",
+            "--individual",
+            "alegoff",
+        ],
+    ));
     let list = ok(admin(&data, &["grant", "list"]));
     assert!(list.contains("breizh-rein\tprofession\t10"), "{list}");
+    assert!(
+        list.contains("breizh-rein\tindividual\t810001234567"),
+        "{list}"
+    );
     // The hospital system may feed its own identifier domain (URN or bare OID), nothing else;
     // a malformed OID is refused with the expected form, and leaves no client behind.
     ok(admin(

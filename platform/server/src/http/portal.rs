@@ -737,6 +737,7 @@ async fn change_grant(
         kind,
         value: form.value.trim().to_string(),
     };
+    let rule = state.auth.resolve_grant(&rule).await.map_err(auth_error)?;
     let result = if add {
         state.auth.add_grant(&rule).await
     } else {
@@ -755,7 +756,13 @@ async fn change_grant(
                 .detail(&format!("{}={}", rule.kind.as_str(), rule.value))
                 .send(&state)
                 .await?;
-            grants_page(&state, &principal, t, Some("OK".into()), None).await
+            let done = format!(
+                "OK : {} {}={}",
+                rule.application,
+                rule.kind.as_str(),
+                rule.value
+            );
+            grants_page(&state, &principal, t, Some(done), None).await
         }
         Err(megalis_auth::AuthError::Invalid(m)) => {
             grants_page(&state, &principal, t, None, Some(m)).await

@@ -105,8 +105,9 @@ def main():
         out["problems"] += check_accessibility(driver, "grants")
         Select(driver.find_element(By.ID, "grant-app")).select_by_visible_text("breizh-rein")
         Select(driver.find_element(By.ID, "grant-kind")).select_by_visible_text("individual")
-        # An individual grant names the person by national id (8 + RPPS) or account id.
-        driver.find_element(By.ID, "grant-value").send_keys(NEW_NATIONAL_ID)
+        # The administrator types the user name; the rule is stored with the person's national
+        # id (8 + RPPS), what grants are matched on.
+        driver.find_element(By.ID, "grant-value").send_keys(NEW_USER)
         driver.find_element(By.CSS_SELECTOR, "form[action='/admin/grants'] button").click()
         wait(driver, By.CSS_SELECTOR, "[role=status]")
         out["grant_listed"] = any(
