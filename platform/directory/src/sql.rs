@@ -195,53 +195,55 @@ pub const ACTIVITY: Table = Table {
 };
 
 impl Table {
-    /// SQLite: `INSERT … VALUES (?,…),(?,…) ON CONFLICT (key) DO UPDATE SET …` for `rows`
-    /// entities; the creation time of an existing row is kept.
-    pub fn upsert_sql(&self, rows: usize) -> String {
-        let columns: Vec<&str> = self
-            .content
+    /// Every column written by the import: content then state.
+    fn columns(&self) -> Vec<&'static str> {
+        self.content
             .iter()
             .copied()
             .chain(STATE_COLUMNS.iter().copied())
-            .collect();
-        let width = columns.len();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", self.name, columns.join(", "));
-        placeholders(&mut sql, rows, width);
-        sql.push_str(&format!(" ON CONFLICT ({}) DO UPDATE SET ", self.key));
-        let sets: Vec<String> = columns
-            .iter()
-            .filter(|c| **c != self.key && **c != "created_at_us")
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        sql.push_str(&sets.join(", "));
-        sql
+            .collect()
     }
 
-    /// PostgreSQL: the same upsert with one array parameter per column, unnested into rows.
-    pub fn upsert_unnest_sql(&self) -> String {
-        let columns: Vec<&str> = self
-            .content
-            .iter()
-            .copied()
-            .chain(STATE_COLUMNS.iter().copied())
-            .collect();
-        let arrays: Vec<String> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
-            .collect();
-        let sets: Vec<String> = columns
+    /// `ON CONFLICT (key) DO UPDATE SET c = excluded.c, …`: every column but the key and the
+    /// creation time, which an existing row keeps.
+    fn on_conflict_update(&self) -> String {
+        let sets: Vec<String> = self
+            .columns()
             .iter()
             .filter(|c| **c != self.key && **c != "created_at_us")
             .map(|c| format!("{c} = excluded.{c}"))
             .collect();
         format!(
-            "INSERT INTO {} ({}) SELECT * FROM UNNEST({}) ON CONFLICT ({}) DO UPDATE SET {}",
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            self.key,
+            sets.join(", ")
+        )
+    }
+
+    /// SQLite: `INSERT … VALUES (?,…),(?,…) ON CONFLICT (key) DO UPDATE SET …` for `rows`
+    /// entities.
+    pub fn upsert_sql(&self, rows: usize) -> String {
+        let columns = self.columns();
+        let mut sql = format!("INSERT INTO {} ({}) VALUES ", self.name, columns.join(", "));
+        placeholders(&mut sql, rows, columns.len());
+        sql.push_str(&self.on_conflict_update());
+        sql
+    }
+
+    /// PostgreSQL: the same upsert with one array parameter per column, unnested into rows.
+    pub fn upsert_unnest_sql(&self) -> String {
+        let columns = self.columns();
+        let arrays: Vec<String> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("${}::{}[]", i + 1, pg_type(c)))
+            .collect();
+        format!(
+            "INSERT INTO {} ({}) SELECT * FROM UNNEST({}){}",
             self.name,
             columns.join(", "),
             arrays.join(", "),
-            self.key,
-            sets.join(", ")
+            self.on_conflict_update()
         )
     }
 

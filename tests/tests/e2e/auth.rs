@@ -617,22 +617,28 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_logs_in_to_the_launcher() {
-    let (_tmp, s) = provisioned_server().await;
+/// Runs one of the Selenium scripts against the server as `user` (password [`PASSWORD`]);
+/// returns the JSON summary it prints, or fails with its output and the server's log.
+fn run_browser_script(s: &Server, name: &str, user: &str) -> Value {
     let out = Command::new(python())
-        .arg(script("browser_login.py"))
-        .args([&format!("https://{}", s.https), "alegoff", PASSWORD])
+        .arg(script(name))
+        .args([&format!("https://{}", s.https), user, PASSWORD])
         .output()
         .expect("run the browser test");
     assert!(
         out.status.success(),
-        "browser test failed:\n{}{}\nserver log:\n{}",
+        "browser test {name} failed:\n{}{}\nserver log:\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         s.log()
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logs_in_to_the_launcher() {
+    let (_tmp, s) = provisioned_server().await;
+    let v = run_browser_script(&s, "browser_login.py", "alegoff");
     assert_eq!(v["lang"], "fr");
     assert_eq!(v["tiles"], serde_json::json!(["breizh-rein"]));
     assert_eq!(v["cps_button"], false, "no card listener, no card button");
@@ -648,19 +654,7 @@ async fn browser_logs_in_to_the_launcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_administers_accounts_and_grants() {
     let (_tmp, s) = provisioned_server().await;
-    let out = Command::new(python())
-        .arg(script("browser_admin.py"))
-        .args([&format!("https://{}", s.https), "root", PASSWORD])
-        .output()
-        .expect("run the browser test");
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{}{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        s.log()
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_browser_script(&s, "browser_admin.py", "root");
     assert_eq!(v["problems"], serde_json::json!([]), "accessibility: {v}");
     assert_eq!(v["account_listed"], true, "{v}");
     assert_eq!(v["grant_listed"], true, "{v}");

@@ -11,12 +11,9 @@ summary; failures raise.
 """
 
 import json
-import shutil
 import sys
-import tempfile
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from chromium import french_chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -69,18 +66,8 @@ def check_accessibility(driver, page):
 
 def main():
     base, admin, password = sys.argv[1:4]
-    profile = tempfile.mkdtemp(prefix="megalis-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--ignore-certificate-errors", "--lang=fr-FR", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     out = {"problems": []}
-    try:
+    with french_chromium() as driver:
         sign_in(driver, base, admin, password)
         # The administrator has no application: the home page, without a launcher list.
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
@@ -146,9 +133,6 @@ def main():
         out["disabled_login_alert"] = bool(wait(driver, By.CSS_SELECTOR, "[role=alert]").text)
         out["disabled_user_has_launcher"] = bool(driver.find_elements(By.ID, "launcher"))
         print(json.dumps(out))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":

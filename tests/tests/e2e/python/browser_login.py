@@ -13,14 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
-import shutil
 import struct
 import sys
-import tempfile
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from chromium import french_chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -47,18 +44,7 @@ def sign_in(driver, base, username, password, code=None):
 
 def main():
     base, username, password = sys.argv[1:4]
-    profile = tempfile.mkdtemp(prefix="megalis-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--ignore-certificate-errors", "--lang=fr-FR", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    # A French-speaking clinician's browser: the portal follows Accept-Language.
-    options.add_experimental_option("prefs", {"intl.accept_languages": "fr-FR,fr"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    try:
+    with french_chromium() as driver:
         driver.get(f"{base}/login")
         out = {"lang": driver.find_element(By.TAG_NAME, "html").get_attribute("lang")}
         # Every visible input has a label pointing at it.
@@ -110,9 +96,6 @@ def main():
         out["tiles_after_totp"] = [a.get_attribute("data-app")
                                    for a in driver.find_elements(By.CSS_SELECTOR, "#launcher a.tile")]
         print(json.dumps(out))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":
