@@ -73,9 +73,11 @@ def main():
         secret = WebDriverWait(driver, 20).until(
             EC.presence_of_element_located((By.ID, "totp-secret"))).text.strip()
         assert driver.find_elements(By.CSS_SELECTOR, "label[for='totp-code']")
-        # The previous 30-second step, so that the sign-in below may use the current one (each
-        # step is accepted once).
-        driver.find_element(By.ID, "totp-code").send_keys(totp(secret, time.time() - 30))
+        # The current step's code. The server accepts one step of skew either way, so this stays
+        # valid if a step boundary passes before it arrives (the previous step's code did not:
+        # under load it could arrive two steps late and fail).
+        enrolled_at = time.time()
+        driver.find_element(By.ID, "totp-code").send_keys(totp(secret, enrolled_at))
         driver.find_element(By.CSS_SELECTOR, "form[action='/profile/totp/confirm'] button").click()
         codes = WebDriverWait(driver, 20).until(
             EC.presence_of_element_located((By.ID, "recovery-codes")))
@@ -92,7 +94,9 @@ def main():
         out["refused_without_code"] = bool(
             WebDriverWait(driver, 20).until(
                 EC.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]"))).text)
-        sign_in(driver, base, username, password, totp(secret, time.time()))
+        # Each step is accepted once: the sign-in uses the next step after the enrolment's,
+        # valid while the server is at most one step past it (the sign-in comes seconds later).
+        sign_in(driver, base, username, password, totp(secret, enrolled_at + 30))
         out["tiles_after_totp"] = [a.get_attribute("data-app")
                                    for a in driver.find_elements(By.CSS_SELECTOR, "#launcher a.tile")]
         print(json.dumps(out))
