@@ -80,6 +80,9 @@ pub struct RegionalPlatformSpec {
     /// Upstream OpenID Provider (e.g. Pro Santé Connect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSpec>,
+    /// The platform's own OpenID Provider: how it signs access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
     /// HL7 v2 over MLLP listener for hospital information systems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mllp: Option<ListenerSpec>,
@@ -476,6 +479,26 @@ fn default_log_format() -> LogFormat {
 }
 fn default_log_level() -> String {
     "info".to_owned()
+}
+
+/// Token signing of the platform's OpenID Provider (server keys `auth.*`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Signature of access tokens: `ES256` (cheap to issue; the default) or `RS256` (cheap to
+    /// verify, for resource servers validating many distinct tokens). ID tokens are RS256.
+    #[serde(default = "default_token_algorithm")]
+    pub access_token_algorithm: TokenAlgorithm,
+}
+
+fn default_token_algorithm() -> TokenAlgorithm {
+    TokenAlgorithm::ES256
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    ES256,
+    RS256,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

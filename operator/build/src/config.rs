@@ -1,7 +1,7 @@
 //! The `megalis.toml` the server reads. Secrets never appear here: they reach the pod as files
 //! (`MEGALIS_*_FILE`) or environment from Secret references, set by the Deployment.
 
-use megalis_operator_api::{LogFormat, PlatformMode};
+use megalis_operator_api::{LogFormat, PlatformMode, TokenAlgorithm};
 use ring::digest;
 use toml::{Table, Value};
 
@@ -134,6 +134,16 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
                 ("upstream_issuer", oidc.upstream_issuer.clone().into()),
                 ("upstream_client_id", oidc.upstream_client_id.clone().into()),
             ]),
+        );
+    }
+    if let Some(auth) = &spec.auth {
+        let algorithm = match auth.access_token_algorithm {
+            TokenAlgorithm::ES256 => "ES256",
+            TokenAlgorithm::RS256 => "RS256",
+        };
+        root.insert(
+            "auth".into(),
+            table([("access_token_algorithm", algorithm.into())]),
         );
     }
     // Keys of features the resource does not use are left out, not just empty: a server older
