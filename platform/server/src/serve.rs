@@ -340,6 +340,9 @@ fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database
                 u.username, u.password, u.display_name
             );
         }
+        println!(
+            "  (les pages d'administration demandent un second facteur : activez-le sur /profile)"
+        );
     }
 }
 

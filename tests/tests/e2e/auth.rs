@@ -649,12 +649,14 @@ async fn browser_logs_in_to_the_launcher() {
     assert_eq!(v["tiles_after_totp"], serde_json::json!(["breizh-rein"]));
 }
 
-/// The administration pages driven in Chromium: account creation, a grant that puts the
+/// The administration pages driven in Chromium: refused until the administrator signs in with a
+/// second factor (enrolled on the profile page), then account creation, a grant that puts the
 /// application in the new user's launcher, disabling the account, removing the grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_administers_accounts_and_grants() {
     let (_tmp, s) = provisioned_server().await;
     let v = run_browser_script(&s, "browser_admin.py", "root");
+    assert_eq!(v["refused_without_second_factor"], true, "{v}");
     assert_eq!(v["problems"], serde_json::json!([]), "accessibility: {v}");
     assert_eq!(v["account_listed"], true, "{v}");
     assert_eq!(v["grant_listed"], true, "{v}");

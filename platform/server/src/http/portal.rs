@@ -477,15 +477,26 @@ async fn totp_confirm(
     }
 }
 
+/// Administrators change who may use what: the pages need a session opened with a second
+/// factor (TOTP, CPS card, Pro Santé Connect), like patient data. The command line
+/// (`megalis admin`) is for those with access to the servers themselves.
 fn require_admin(p: &Principal) -> Result<(), ApiError> {
-    if p.is_admin() && p.session.is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    if !(p.is_admin() && p.session.is_some()) {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Réservé aux administrateurs. / Administrators only.",
-        ))
+        ));
     }
+    if !p.second_factor {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "L'administration demande une connexion avec un second facteur : activez-le sur \
+             votre page Profil (/profile), puis reconnectez-vous. / Administration requires a \
+             sign-in with a second factor: enrol one on your Profile page (/profile), then sign \
+             in again.",
+        ));
+    }
+    Ok(())
 }
 
 async fn accounts_page(

@@ -11,9 +11,10 @@ summary; failures raise.
 """
 
 import json
+import time
 import sys
 
-from chromium import french_chromium
+from chromium import french_chromium, totp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -27,10 +28,12 @@ def wait(driver, by, what):
     return WebDriverWait(driver, 20).until(EC.presence_of_element_located((by, what)))
 
 
-def sign_in(driver, base, username, password):
+def sign_in(driver, base, username, password, code=None):
     driver.get(f"{base}/login")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
+    if code is not None:
+        driver.find_element(By.ID, "otp").send_keys(code)
     driver.find_element(By.ID, "login-submit").click()
 
 
@@ -70,6 +73,22 @@ def main():
     with french_chromium() as driver:
         sign_in(driver, base, admin, password)
         # The administrator has no application: the home page, without a launcher list.
+        wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
+        # Without a second factor the administration pages are refused, saying what to do.
+        driver.get(f"{base}/admin/accounts")
+        out["refused_without_second_factor"] = (
+            not driver.find_elements(By.ID, "new-username")
+            and "/profile" in driver.find_element(By.TAG_NAME, "body").text)
+        # Enrol TOTP on the profile page, sign out, sign in again with a code.
+        driver.get(f"{base}/profile")
+        driver.find_element(By.ID, "totp-start").click()
+        secret = wait(driver, By.ID, "totp-secret").text.strip()
+        enrolled_at = time.time()
+        driver.find_element(By.ID, "totp-code").send_keys(totp(secret, enrolled_at))
+        driver.find_element(By.CSS_SELECTOR, "form[action='/profile/totp/confirm'] button").click()
+        wait(driver, By.ID, "recovery-codes")
+        sign_out(driver)
+        sign_in(driver, base, admin, password, totp(secret, enrolled_at + 30))
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
 
         # Accounts page: create a professional account.
@@ -113,9 +132,13 @@ def main():
         driver.get(f"{base}/")
         sign_out(driver)
 
-        # The administrator disables the account; its owner can no longer sign in.
-        sign_in(driver, base, admin, password)
-        # The administrator has no application: the home page, without a launcher list.
+        # The administrator disables the account; its owner can no longer sign in. Each TOTP
+        # step is accepted once and the first sign-in used step S+1 (S: the enrolment's): the
+        # code of S+2 is accepted once the server's clock is in S+1 (one step of skew).
+        step = int(enrolled_at) // 30
+        while int(time.time()) // 30 < step + 1:
+            time.sleep(0.5)
+        sign_in(driver, base, admin, password, totp(secret, (step + 2) * 30))
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
         driver.get(f"{base}/admin/accounts")
         driver.find_element(

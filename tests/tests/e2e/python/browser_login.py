@@ -9,27 +9,14 @@ password and code. The server's certificate is self-signed: Chromium is told to 
 (this test checks the portal, not TLS). Prints a JSON summary; failures raise.
 """
 
-import base64
-import hashlib
-import hmac
 import json
-import struct
 import sys
 import time
 
-from chromium import french_chromium
+from chromium import french_chromium, totp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
-
-
-def totp(secret_b32, at):
-    """RFC 6238 code (SHA-1, 30-second steps, 6 digits), as an authenticator app computes it."""
-    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
-    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
-    offset = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
 
 
 def sign_in(driver, base, username, password, code=None):

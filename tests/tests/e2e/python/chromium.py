@@ -5,8 +5,12 @@ server's certificate is self-signed: Chromium is told to accept it (these tests 
 portal, not TLS).
 """
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import shutil
+import struct
 import tempfile
 
 from selenium import webdriver
@@ -31,3 +35,12 @@ def french_chromium():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def totp(secret_b32, at):
+    """RFC 6238 code (SHA-1, 30-second steps, 6 digits), as an authenticator app computes it."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
