@@ -4,8 +4,10 @@
 //! Usage: instances HELLO.wasm PROBE.wasm [N=100]
 //! - runs 5,000 sequential requests to HELLO and reports the mean instantiation time (from the
 //!   host's own histogram) and the mean request time;
-//! - then holds N concurrent requests of PROBE (`/sleep/3000`) and reports the process RSS
-//!   before and while they are all alive.
+//! - then holds N concurrent requests of PROBE (`/sleep/900`, within its 1 s deadline) and reports the process RSS
+//!   before and while they are all alive. The probe's own manifest caps it at 8 concurrent
+//!   requests (a cap the operator can lower, never raise), so the module is installed under
+//!   several ids (`probe-0`, `probe-1`, …), 8 requests each: the same code, N live instances.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,7 +75,13 @@ async fn main() {
     ));
     host.install(load(&engine, "hello", hello, &[]).await);
     let grants = [Capability::Context, Capability::Store, Capability::Logging];
-    host.install(load(&engine, "probe", probe, &grants).await);
+    const PROBE_CAP: usize = 8;
+    let ids: Vec<String> = (0..n.div_ceil(PROBE_CAP))
+        .map(|i| format!("probe-{i}"))
+        .collect();
+    for id in &ids {
+        host.install(load(&engine, id, probe, &grants).await);
+    }
 
     let requests = 5_000;
     let started = Instant::now();
@@ -95,18 +103,23 @@ async fn main() {
 
     let before = rss_kib();
     let mut tasks = Vec::new();
-    for _ in 0..n {
+    for k in 0..n {
         let host = host.clone();
+        let id = ids[k / PROBE_CAP].clone();
         tasks.push(tokio::spawn(async move {
             let r = host
-                .invoke("probe", get("/sleep/3000"), RequestMeta::default())
+                .invoke(&id, get("/sleep/900"), RequestMeta::default())
                 .await
                 .unwrap();
             r.into_body().collect().await.unwrap();
         }));
     }
-    let in_flight = host.metrics().in_flight.with_label_values(&["probe"]);
-    while in_flight.get() < n as i64 {
+    let in_flight = || -> i64 {
+        ids.iter()
+            .map(|id| host.metrics().in_flight.with_label_values(&[id]).get())
+            .sum()
+    };
+    while in_flight() < n as i64 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
