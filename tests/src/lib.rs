@@ -200,6 +200,18 @@ impl Server {
     }
 
     /// A client trusting only the server's self-signed certificate.
+    /// A client trusting the server's certificate that does not follow redirects (to read the
+    /// `Location` and cookies of login and OAuth answers).
+    pub fn no_redirect_client(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.cert_path()).expect("server certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM certificate"))
+            .tls_built_in_root_certs(false)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client")
+    }
+
     pub fn client(&mut self) -> reqwest::Client {
         if let Some(c) = &self.client {
             return c.clone();

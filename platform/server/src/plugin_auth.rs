@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome};
+use megalis_audit::{AuditLog, AuditRecord, Outcome};
 use megalis_auth::principal::Rejection;
 use megalis_auth::{Auth, PrincipalKind as AuthKind};
 use megalis_plugin_host::RouteAuth;
@@ -93,14 +93,8 @@ impl PlatformAuthenticator {
     /// Audits a refusal and returns it; a failed audit write refuses as unavailable (no access
     /// decision goes unrecorded).
     async fn refuse(&self, p: &megalis_auth::Principal, plugin: &str, why: String) -> AuthRefusal {
-        let (subject, national_id, organisation, roles) = p.audit_fields();
         let record = AuditRecord::new(
-            Actor {
-                subject,
-                national_id,
-                organisation,
-                roles,
-            },
+            crate::http::auth_glue::actor_of(p),
             "application.use",
             "application",
             Outcome::Denied,

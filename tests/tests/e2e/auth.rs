@@ -411,14 +411,7 @@ pub async fn password_login(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forms_need_csrf_and_redirects_are_exact() {
     let (_tmp, mut s) = provisioned_server().await;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = s.no_redirect_client();
     let _ = s.client();
     // Login without the CSRF token: refused.
     let r = http
@@ -738,14 +731,7 @@ async fn directory_closure_ends_sessions_and_tokens() {
         ],
     ));
     let s = server().data_dir(&data).start().await;
-    let http = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = s.no_redirect_client();
     // Portal login.
     let page = http.get(s.url("/login")).send().await.unwrap();
     let login_cookie = set_cookie(&page, "__Host-megalis-login-csrf").unwrap();

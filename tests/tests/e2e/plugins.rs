@@ -410,14 +410,7 @@ async fn plugin_routes_see_the_platform_principal_and_its_grants() {
     }
     let mut s = server().data_dir(&data).start().await;
     let _ = s.client();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(s.cert_path()).unwrap()).unwrap(),
-        )
-        .tls_built_in_root_certs(false)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = s.no_redirect_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while http
         .get(s.url("/apps/probe/hello"))

@@ -14,7 +14,7 @@ import json
 import time
 import sys
 
-from chromium import french_chromium, totp
+from chromium import french_chromium, submit_login, totp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -26,15 +26,6 @@ NEW_PASSWORD = "Enez-Eusa-Ar-Gouloù-29!"
 
 def wait(driver, by, what):
     return WebDriverWait(driver, 20).until(EC.presence_of_element_located((by, what)))
-
-
-def sign_in(driver, base, username, password, code=None):
-    driver.get(f"{base}/login")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(password)
-    if code is not None:
-        driver.find_element(By.ID, "otp").send_keys(code)
-    driver.find_element(By.ID, "login-submit").click()
 
 
 def sign_out(driver):
@@ -71,7 +62,7 @@ def main():
     base, admin, password = sys.argv[1:4]
     out = {"problems": []}
     with french_chromium() as driver:
-        sign_in(driver, base, admin, password)
+        submit_login(driver, base, admin, password)
         # The administrator has no application: the home page, without a launcher list.
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
         # Without a second factor the administration pages are refused, saying what to do.
@@ -88,7 +79,7 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "form[action='/profile/totp/confirm'] button").click()
         wait(driver, By.ID, "recovery-codes")
         sign_out(driver)
-        sign_in(driver, base, admin, password, totp(secret, enrolled_at + 30))
+        submit_login(driver, base, admin, password, totp(secret, enrolled_at + 30))
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
 
         # Accounts page: create a professional account.
@@ -122,7 +113,7 @@ def main():
         sign_out(driver)
 
         # The new user sees the application in the launcher.
-        sign_in(driver, base, NEW_USER, NEW_PASSWORD)
+        submit_login(driver, base, NEW_USER, NEW_PASSWORD)
         wait(driver, By.ID, "launcher")
         out["new_user_tiles"] = [a.get_attribute("data-app")
                                  for a in driver.find_elements(By.CSS_SELECTOR, "#launcher a.tile")]
@@ -138,7 +129,7 @@ def main():
         step = int(enrolled_at) // 30
         while int(time.time()) // 30 < step + 1:
             time.sleep(0.5)
-        sign_in(driver, base, admin, password, totp(secret, (step + 2) * 30))
+        submit_login(driver, base, admin, password, totp(secret, (step + 2) * 30))
         wait(driver, By.CSS_SELECTOR, "form[action='/logout']")
         driver.get(f"{base}/admin/accounts")
         driver.find_element(
@@ -152,7 +143,7 @@ def main():
         out["grant_after_removal"] = any(
             NEW_NATIONAL_ID in r.text for r in driver.find_elements(By.CSS_SELECTOR, "tbody tr"))
         sign_out(driver)
-        sign_in(driver, base, NEW_USER, NEW_PASSWORD)
+        submit_login(driver, base, NEW_USER, NEW_PASSWORD)
         out["disabled_login_alert"] = bool(wait(driver, By.CSS_SELECTOR, "[role=alert]").text)
         out["disabled_user_has_launcher"] = bool(driver.find_elements(By.ID, "launcher"))
         print(json.dumps(out))

@@ -13,19 +13,14 @@ import json
 import sys
 import time
 
-from chromium import french_chromium, totp
+from chromium import french_chromium, submit_login, totp
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 
 def sign_in(driver, base, username, password, code=None):
-    driver.get(f"{base}/login")
-    driver.find_element(By.ID, "username").send_keys(username)
-    driver.find_element(By.ID, "password").send_keys(password)
-    if code is not None:
-        driver.find_element(By.ID, "otp").send_keys(code)
-    driver.find_element(By.ID, "login-submit").click()
+    submit_login(driver, base, username, password, code)
     WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.ID, "launcher")))
 
 

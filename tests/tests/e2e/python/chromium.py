@@ -44,3 +44,15 @@ def totp(secret_b32, at):
     offset = mac[-1] & 0x0F
     value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
+
+
+def submit_login(driver, base, username, password, code=None):
+    """Fills and submits the portal's login form (the caller waits for what should follow)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base}/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    if code is not None:
+        driver.find_element(By.ID, "otp").send_keys(code)
+    driver.find_element(By.ID, "login-submit").click()
