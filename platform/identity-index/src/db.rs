@@ -90,6 +90,16 @@ pub(crate) trait IndexTx: Send {
         regional_id: &str,
         status: &str,
         golden: &str,
+        keys: &crate::search::SearchKeys,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// Gives a source record a new local identifier (ADT A47): the row, its blocking keys and a
+    /// history entry move to the new identifier; the old identifier's history stays.
+    fn rename_source(
+        &mut self,
+        from: &SourceId,
+        to: &SourceId,
+        record: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
     /// `(merged_into)` of an existing patient, `None` when the patient does not exist.
@@ -344,13 +354,73 @@ macro_rules! impl_index_tx {
                 Ok(())
             }
 
-            async fn save_golden(&mut self, regional_id: &str, status: &str, golden: &str, now: i64) -> Result<()> {
+            async fn save_golden(
+                &mut self,
+                regional_id: &str,
+                status: &str,
+                golden: &str,
+                keys: &crate::search::SearchKeys,
+                now: i64,
+            ) -> Result<()> {
                 sqlx::query(
-                    "UPDATE identity_patient SET status = $2, golden = $3, updated_at_us = $4 WHERE regional_id = $1",
+                    "UPDATE identity_patient SET status = $2, golden = $3, updated_at_us = $4, \
+                     birth_name_key = $5, used_name_key = $6, given_key = $7, birth_date = $8, gender = $9 \
+                     WHERE regional_id = $1",
                 )
                 .bind(regional_id)
                 .bind(status)
                 .bind(golden)
+                .bind(now)
+                .bind(&keys.birth_name)
+                .bind(&keys.used_name)
+                .bind(&keys.given)
+                .bind(&keys.birth_date)
+                .bind(keys.gender)
+                .execute(&mut **self)
+                .await?;
+                Ok(())
+            }
+
+            async fn rename_source(&mut self, from: &SourceId, to: &SourceId, record: &str, now: i64) -> Result<()> {
+                sqlx::query(
+                    "UPDATE identity_source SET local_id = $3, authority = $4, record = $5, version = version + 1, \
+                     updated_at_us = $6 WHERE authority = $1 AND local_id = $2",
+                )
+                .bind(&from.authority)
+                .bind(&from.local_id)
+                .bind(&to.local_id)
+                .bind(&to.authority)
+                .bind(record)
+                .bind(now)
+                .execute(&mut **self)
+                .await?;
+                sqlx::query(
+                    "UPDATE identity_match_key SET authority = $3, local_id = $4 WHERE authority = $1 AND local_id = $2",
+                )
+                .bind(&from.authority)
+                .bind(&from.local_id)
+                .bind(&to.authority)
+                .bind(&to.local_id)
+                .execute(&mut **self)
+                .await?;
+                // Open review tasks follow the record.
+                sqlx::query(
+                    "UPDATE identity_review SET authority = $3, local_id = $4 WHERE authority = $1 AND local_id = $2",
+                )
+                .bind(&from.authority)
+                .bind(&from.local_id)
+                .bind(&to.authority)
+                .bind(&to.local_id)
+                .execute(&mut **self)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO identity_source_history (authority, local_id, version, regional_id, record, change, changed_at_us) \
+                     SELECT authority, local_id, version, regional_id, record, $3, $4 FROM identity_source \
+                     WHERE authority = $1 AND local_id = $2",
+                )
+                .bind(&to.authority)
+                .bind(&to.local_id)
+                .bind(format!("renamed from {}^{}", from.local_id, from.authority))
                 .bind(now)
                 .execute(&mut **self)
                 .await?;

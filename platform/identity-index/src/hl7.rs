@@ -414,6 +414,26 @@ pub fn changes(m: &Message, allowed: &[String], test_mode: bool) -> Result<Vec<C
             let merged = local_id(m, m.field("MRG", 1), "MRG-1", allowed)?;
             Ok(vec![Change::MergeSources { survivor, merged }])
         }
+        "A47" => {
+            // PAM: change of the patient identifier list; PID-3 the correct identifier, MRG-1
+            // the incorrect one, same assigning authority.
+            let to = local_id(m, m.field("PID", 3), "PID-3", allowed)?;
+            if m.segment("MRG").is_none() {
+                return Err(err(100, "MRG", "an A47 needs an MRG segment"));
+            }
+            let from = local_id(m, m.field("MRG", 1), "MRG-1", allowed)?;
+            if from.authority != to.authority {
+                return Err(err(
+                    102,
+                    "MRG-1",
+                    "an A47 corrects an identifier within one assigning authority",
+                ));
+            }
+            if from == to {
+                return Err(err(102, "MRG-1", "MRG-1 and PID-3 are the same identifier"));
+            }
+            Ok(vec![Change::RenameSource { from, to }])
+        }
         other => Err(err(
             201,
             "MSH-9",
@@ -426,6 +446,11 @@ pub fn changes(m: &Message, allowed: &[String], test_mode: bool) -> Result<Vec<C
 pub fn index_error(e: &IndexError) -> Hl7Error {
     match e {
         IndexError::UnknownSource(s) => err(204, "MRG-1", format!("unknown patient {s}")),
+        IndexError::SourceExists(s) => err(
+            205,
+            "PID-3",
+            format!("identifier {s} is already in use: send an A40 to merge the two records"),
+        ),
         IndexError::Identity(i) => err(102, "PID", i.to_string()),
         other if other.is_bad_input() => err(207, "", other.to_string()),
         other => err(207, "", format!("application error: {other}")),

@@ -12,6 +12,7 @@ mod db;
 pub mod fhir;
 pub mod hl7;
 pub mod mllp;
+pub mod search;
 
 use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome};
 use megalis_identity::matching::{Decision, MatchConfig, MatchRecord, blocking_keys};
@@ -44,6 +45,10 @@ pub enum IndexError {
     AlreadyUnmerged(i64),
     #[error("a patient cannot be merged with itself")]
     SelfMerge,
+    #[error("source record {0} already exists: merge the records (A40) instead of renaming")]
+    SourceExists(String),
+    #[error("several patients carry the identifier {0}")]
+    Ambiguous(String),
     #[error("MLLP sender bindings {0}")]
     Bindings(String),
     #[error("corrupt stored record: {0}")]
@@ -83,6 +88,9 @@ pub enum Change {
         survivor: SourceId,
         merged: SourceId,
     },
+    /// The source corrects the local identifier of one of its records (A47): same person, same
+    /// regional patient, new identifier.
+    RenameSource { from: SourceId, to: SourceId },
 }
 
 /// What a change did to which patient, for the caller and for the audit trail.
@@ -233,6 +241,9 @@ impl PatientIndex {
                         Change::MergeSources { survivor, merged } => {
                             merge_sources(&mut tx, settings, survivor, merged, &actor.subject, now, &mut effects).await?
                         }
+                        Change::RenameSource { from, to } => {
+                            rename_source(&mut tx, settings, from, to, now, &mut effects).await?
+                        }
                     }
                 }
                 if let Some(m) = &message {
@@ -280,11 +291,16 @@ impl PatientIndex {
             let moved: Vec<SourceId> = serde_json::from_str(&row.moved)
                 .map_err(|e| IndexError::Corrupt(e.to_string()))?;
             let mut holders = std::collections::BTreeSet::new();
+            let mut missing = Vec::new();
             for id in &moved {
                 // The record may have moved on since (a later merge): take it from where it is.
-                if let Some(s) = tx.source(id).await? {
-                    holders.insert(s.regional_id);
-                }
+                // A record renamed since (A47) is no longer under this identifier: it stays
+                // where it is, and the detail says so.
+                let Some(s) = tx.source(id).await? else {
+                    missing.push(source_label(id));
+                    continue;
+                };
+                holders.insert(s.regional_id);
                 tx.relink(id, &row.merged, &format!("unmerge {merge_id}"), now).await?;
             }
             tx.set_merged_into(&row.merged, None, now).await?;
@@ -293,7 +309,15 @@ impl PatientIndex {
             let mut effects = vec![Effect {
                 regional_id: row.merged.clone(),
                 action: "patient.unmerge",
-                detail: format!("merge {merge_id} undone, {} source records restored", moved.len()),
+                detail: if missing.is_empty() {
+                    format!("merge {merge_id} undone, {} source records restored", moved.len())
+                } else {
+                    format!(
+                        "merge {merge_id} undone, {} source records restored; renamed since and left in place: {}",
+                        moved.len() - missing.len(),
+                        missing.join(", ")
+                    )
+                },
             }];
             holders.insert(row.survivor.clone());
             for h in holders {
@@ -471,9 +495,16 @@ async fn rebuild<T: IndexTx>(
         .map(|r| parse_record(r))
         .collect::<Result<Vec<_>>>()?;
     let golden = survive(&sources, &settings.trust).expect("sources are not empty");
+    let keys = search::SearchKeys::of(&golden);
     let stored = serde_json::json!({ "golden": golden, "sources_snapshot": sources });
-    tx.save_golden(regional_id, golden.status.code(), &stored.to_string(), now)
-        .await
+    tx.save_golden(
+        regional_id,
+        golden.status.code(),
+        &stored.to_string(),
+        &keys,
+        now,
+    )
+    .await
 }
 
 /// The active patient: follows `merged_into` so that reviews and merges act on the survivor.
@@ -633,6 +664,33 @@ async fn upsert<T: IndexTx>(
             ),
         });
     }
+    Ok(())
+}
+
+async fn rename_source<T: IndexTx>(
+    tx: &mut T,
+    settings: &IndexSettings,
+    from: &SourceId,
+    to: &SourceId,
+    now: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<()> {
+    let stored = tx
+        .source(from)
+        .await?
+        .ok_or_else(|| IndexError::UnknownSource(source_label(from)))?;
+    if tx.source(to).await?.is_some() {
+        return Err(IndexError::SourceExists(source_label(to)));
+    }
+    let mut record = parse_record(&stored.record)?;
+    record.id = to.clone();
+    tx.rename_source(from, to, &to_json(&record), now).await?;
+    rebuild(tx, settings, &stored.regional_id, now).await?;
+    effects.push(Effect {
+        regional_id: stored.regional_id,
+        action: "patient.update",
+        detail: format!("{} renamed {}", source_label(from), source_label(to)),
+    });
     Ok(())
 }
 
