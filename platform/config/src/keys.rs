@@ -507,6 +507,23 @@ pub static KEYS: &[Key] = &[
          feed [default: <data_dir>/mllp-senders.toml]",
     ),
     key(
+        "mllp.tls",
+        Kind::Bool,
+        Some("false"),
+        Serve,
+        "Serve MLLP over TLS with a required client certificate, registered to an OAuth client \
+         (`megalis admin client add --certificate`) whose assigning authorities it may feed; \
+         required when mllp.listen is not a loopback address",
+    ),
+    key(
+        "identity.regional_oid",
+        Kind::Text,
+        Some("2.25.209110688253160210146960710058954688142"),
+        Global,
+        "OID of the regional patient identifier (FHIR system urn:oid:…); the default is a UUID-based \
+         OID (2.25, ITU-T X.667): replace it with the OID registered for the region",
+    ),
+    key(
         "identity.test_ins",
         Kind::Bool,
         Some("false"),

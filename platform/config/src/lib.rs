@@ -502,6 +502,10 @@ pub struct Settings {
     pub mllp_senders: PathBuf,
     /// Accept test and demonstration INS OIDs (never in production).
     pub identity_test_ins: bool,
+    /// MLLP over TLS with client certificates.
+    pub mllp_tls: bool,
+    /// OID of the regional patient identifier.
+    pub identity_regional_oid: String,
     pub plugins_epoch_tick: Duration,
     pub plugins_max_memory: u64,
     pub plugins_default_memory: u64,
@@ -820,6 +824,32 @@ impl Settings {
             plugins_max_instances: t.required("plugins.max_instances", positive_u32)?,
             mllp_listen: t.required("mllp.listen", parse_socket_addr)?,
             mllp_senders: in_data_dir("mllp.senders", "mllp-senders.toml")?,
+            mllp_tls: {
+                let on = t.required("mllp.tls", parse_bool)?;
+                let addr = t.required("mllp.listen", parse_socket_addr)?;
+                if !on && !addr.ip().is_loopback() {
+                    return Err(t.invalid(
+                        "mllp.listen",
+                        "a non-loopback MLLP listener carries identities over the network: set \
+                         mllp.tls = true (client certificates required)",
+                    ));
+                }
+                on
+            },
+            identity_regional_oid: t.required("identity.regional_oid", |s| {
+                let ok = !s.is_empty()
+                    && s.split('.').all(|arc| {
+                        !arc.is_empty()
+                            && arc.bytes().all(|b| b.is_ascii_digit())
+                            && (arc == "0" || !arc.starts_with('0'))
+                    })
+                    && s.contains('.');
+                if ok {
+                    Ok(s.to_string())
+                } else {
+                    Err("expected an OID such as 1.2.250.1.213.1.4.8 (digits and dots)".to_string())
+                }
+            })?,
             identity_test_ins: {
                 let on = t.required("identity.test_ins", parse_bool)?;
                 if on && mode == Mode::Production {

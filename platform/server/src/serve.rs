@@ -142,12 +142,7 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
     let app = http::router(state.clone());
     // The identity feed. Until the migrations are done its messages are answered AE (code 207,
     // the sender retries), never AA.
-    let identity = megalis_identity_index::PatientIndex::new(
-        db.clone(),
-        audit.clone(),
-        megalis_identity_index::IndexSettings::default(),
-    )
-    .map_err(|e| ServerError::Fatal(e.to_string()))?;
+    let identity = state.identity.clone();
 
     // Migrations wait for the database if it is not there yet; meanwhile /readyz says 503.
     let fatal = CancellationToken::new();
@@ -164,6 +159,15 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
             match state.db.migrate_when_available(None).await {
                 Ok(()) => {
                     // Signing keys, grants and the revocation list come from the database.
+                    match state.identity.backfill_search_keys().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(patients = n, "patient search keys computed"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "patient search keys could not be computed");
+                            fatal.cancel();
+                            return;
+                        }
+                    }
                     if let Err(e) = state.auth.init().await {
                         tracing::error!(error = %e, "authentication service failed to start");
                         *fatal_reason.lock().expect("lock") =

@@ -53,6 +53,8 @@ pub struct Shared {
     pub card_trust: Option<Arc<crate::cps::CardTrust>>,
     /// The upstream OpenID Provider (Pro Santé Connect), when configured.
     pub upstream_oidc: Option<Arc<federation::Upstream>>,
+    /// The regional patient index (FHIR Patient, the MLLP feed, the portal's patient pages).
+    pub identity: megalis_identity_index::PatientIndex,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -84,6 +86,12 @@ impl AppState {
         let directory = Arc::new(directory_lookup::DirectoryLookup::new(db.clone(), demo));
         let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
         let plugins = crate::plugins::start(&settings, &db, &audit, &metrics, &auth);
+        let identity = megalis_identity_index::PatientIndex::new(
+            db.clone(),
+            audit.clone(),
+            megalis_identity_index::IndexSettings::default(),
+        )
+        .expect("the built-in matching configuration is valid");
         AppState(Arc::new(Shared {
             settings,
             db,
@@ -94,6 +102,7 @@ impl AppState {
             plugins,
             card_trust,
             upstream_oidc,
+            identity,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
