@@ -37,7 +37,7 @@ pub use directory::{PractitionerInfo, PractitionerLookup, StaticDirectory};
 pub use grants::{GrantKind, GrantRule};
 /// The JWS algorithms tokens are signed with (`ES256`, `RS256`).
 pub use jsonwebtoken::Algorithm as SigningAlgorithm;
-pub use principal::{Principal, PrincipalKind};
+pub use principal::{Principal, PrincipalKind, SessionRef};
 pub use service::{Auth, AuthSettings, CardLogin, FederatedLogin, LoginOutcome};
 
 /// The one error type of the auth crate.

@@ -120,6 +120,11 @@ impl PendingRecord {
         self.0 = self.0.with_object_id(id);
         self
     }
+    /// The patient whose data this record is about: it appears in that patient's access log.
+    pub fn patient(mut self, regional_id: &str) -> Self {
+        self.0 = self.0.with_patient(regional_id);
+        self
+    }
     pub fn detail(mut self, d: &str) -> Self {
         self.0 = self.0.with_detail(d);
         self

@@ -9,6 +9,7 @@ pub mod fhir;
 pub mod forwarded;
 pub mod listener;
 pub mod oauth;
+pub mod patient_access;
 pub mod portal;
 pub mod problem;
 mod testing;
