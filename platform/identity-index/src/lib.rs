@@ -14,6 +14,9 @@ pub mod hl7;
 pub mod mllp;
 pub mod search;
 
+/// The identity domain crate, for callers of the index (its types appear in this API).
+pub use megalis_identity as identity;
+
 use megalis_audit::{Actor, AuditLog, AuditRecord, Outcome};
 use megalis_identity::matching::{Decision, MatchConfig, MatchRecord, blocking_keys};
 use megalis_identity::{

@@ -316,6 +316,8 @@ impl PatientIndex {
         count: usize,
         only_certain: bool,
     ) -> Result<Vec<MatchCandidate>> {
+        let today = time::OffsetDateTime::now_utc().date();
+        probe.demographics.traits.validate(today)?;
         let features = MatchRecord::from_source(probe);
         let keys = blocking_keys(&features);
         let candidates = match &self.db {
@@ -372,6 +374,17 @@ impl PatientIndex {
             }
         }
         Ok(out)
+    }
+
+    /// Whether an assigning authority has fed at least one source record (IHE PIXm: a known
+    /// patient identifier domain).
+    pub async fn knows_authority(&self, oid: &str) -> Result<bool> {
+        let found: Option<i64> = megalis_store::with_pool!(&self.db, pool =>
+            sqlx::query_scalar("SELECT 1 FROM identity_source WHERE authority = $1 LIMIT 1")
+                .bind(oid)
+                .fetch_optional(pool)
+                .await?);
+        Ok(found.is_some())
     }
 
     /// Computes the search columns of patients stored before migration 0011; run once at

@@ -19,7 +19,10 @@ use super::{ApiError, AppState};
 
 /// Every module serving FHIR resources contributes its CapabilityStatement `rest.resource`
 /// entries here (identity adds Patient the same way).
-const MODULES: &[fn() -> Vec<Value>] = &[fhir::capability_resources];
+const MODULES: &[fn() -> Vec<Value>] = &[
+    fhir::capability_resources,
+    megalis_identity_index::fhir::capability_resources,
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -10,6 +10,7 @@ pub mod forwarded;
 pub mod listener;
 pub mod oauth;
 pub mod patient_access;
+pub mod patient_fhir;
 pub mod portal;
 pub mod problem;
 mod testing;
@@ -419,8 +420,8 @@ pub fn router(state: AppState) -> Router {
         .merge(cps::portal_routes())
         .merge(federation::routes())
         .merge(crate::plugins::routes());
-    // FHIR R4 (directory; identity adds Patient). The auth middleware is to wrap it.
-    app = app.merge(fhir::routes());
+    // FHIR R4: the directory (public data) and the patient index (patient_access decides).
+    app = app.merge(fhir::routes()).merge(patient_fhir::routes());
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
     }

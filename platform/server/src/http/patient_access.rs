@@ -127,7 +127,7 @@ pub async fn audit_seen(
     audit: &Audit,
     p: &Principal,
     action: &str,
-    regional_ids: impl IntoIterator<Item = &str>,
+    regional_ids: &[&str],
     detail: &str,
 ) -> Result<(), ApiError> {
     for id in regional_ids {

@@ -22,6 +22,8 @@ pub struct ApiError {
     pub detail: String,
     /// RFC 6749 error code, when the handler knows a more precise one than the status implies.
     pub oauth_error: Option<&'static str>,
+    /// FHIRPath of the element at fault (FHIR `OperationOutcome.issue.expression`).
+    pub expression: Option<String>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             oauth_error: None,
+            expression: None,
         }
     }
 
@@ -244,18 +247,20 @@ fn build(facts: &RequestFacts, error: &ApiError) -> Response {
         error.detail.trim().to_string()
     };
     let (content_type, body) = match facts.family {
-        Family::Fhir => (
-            "application/fhir+json",
-            json!({
-                "resourceType": "OperationOutcome",
-                "issue": [{
-                    "severity": if status.is_server_error() { "fatal" } else { "error" },
-                    "code": fhir_issue_code(status),
-                    "diagnostics": format!("{detail} (request id {})", facts.request_id),
-                }],
-            })
-            .to_string(),
-        ),
+        Family::Fhir => {
+            let mut issue = json!({
+                "severity": if status.is_server_error() { "fatal" } else { "error" },
+                "code": fhir_issue_code(status),
+                "diagnostics": format!("{detail} (request id {})", facts.request_id),
+            });
+            if let Some(e) = &error.expression {
+                issue["expression"] = json!([e]);
+            }
+            (
+                "application/fhir+json",
+                json!({"resourceType": "OperationOutcome", "issue": [issue]}).to_string(),
+            )
+        }
         Family::OAuth => (
             "application/json",
             json!({
