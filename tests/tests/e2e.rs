@@ -11,6 +11,7 @@ mod e2e {
     pub mod directory;
     pub mod http;
     pub mod identity;
+    pub mod patient_fhir;
     pub mod plugins;
     pub mod postgres;
     pub mod psc;

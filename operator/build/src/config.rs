@@ -119,9 +119,14 @@ pub fn render(ctx: &Ctx<'_>) -> Result<String, BuildError> {
     );
     if let Some(mllp) = &spec.mllp {
         let port = mllp.port.unwrap_or(MLLP_PORT);
+        // Outside loopback the server requires TLS with client certificates on MLLP (hospital
+        // systems authenticate with the certificate registered to their OAuth client).
         root.insert(
             "mllp".into(),
-            table([("listen", format!("0.0.0.0:{port}").into())]),
+            table([
+                ("listen", format!("0.0.0.0:{port}").into()),
+                ("tls", true.into()),
+            ]),
         );
     }
     // spec.dicom gets its Service, container port and NetworkPolicy (so that hospital networks

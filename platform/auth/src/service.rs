@@ -859,6 +859,21 @@ impl Auth {
             .is_some_and(|bound| bound.contains(&authority))
     }
 
+    /// The active client whose registered certificate has this RFC 8705 thumbprint (the
+    /// connection proved possession of its key): how a TLS peer that is not an HTTP client (the
+    /// MLLP feed) is identified.
+    pub async fn client_by_certificate(&self, thumbprint: &str) -> Result<Option<String>> {
+        let ids: Vec<(String, i64)> = megalis_store::with_pool!(&self.db, pool =>
+            sqlx::query_as("SELECT id, revoked FROM oauth_client WHERE certificate_sha256 = $1")
+                .bind(thumbprint)
+                .fetch_all(pool)
+                .await)?;
+        Ok(ids
+            .into_iter()
+            .find(|(_, revoked)| *revoked == 0)
+            .map(|(id, _)| id))
+    }
+
     /// The assigning authorities a client is bound to (introspection, the admin CLI).
     pub fn authorities_of(&self, client_id: &str) -> Vec<String> {
         self.authorities

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use megalis_audit::Actor;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::hl7::{self, Hl7Error, Message, SenderBindings};
 use crate::{Applied, MessageKey, PatientIndex};
@@ -55,6 +55,35 @@ impl MllpSettings {
     }
 }
 
+/// Who is at the other end of a connection, which decides the assigning authorities whose
+/// identifiers it may feed.
+#[derive(Clone)]
+pub enum Feeder {
+    /// Plain TCP, on a loopback listener only (an interface engine on the same host, tests):
+    /// the sender bindings file decides by `MSH-3|MSH-4`.
+    Bindings,
+    /// A TLS client authenticated by the certificate registered to its OAuth client: the
+    /// assigning authorities that client is bound to, asked again for every message so that an
+    /// unbinding applies at once.
+    Client {
+        client_id: String,
+        authorities: Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+    },
+    /// A TLS client whose certificate is registered to no (active) client: every message is
+    /// refused with this reason.
+    Refused(String),
+}
+
+impl std::fmt::Debug for Feeder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Feeder::Bindings => f.write_str("Bindings"),
+            Feeder::Client { client_id, .. } => write!(f, "Client({client_id})"),
+            Feeder::Refused(r) => write!(f, "Refused({r})"),
+        }
+    }
+}
+
 static ACK_SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn ack_id() -> String {
@@ -80,7 +109,8 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let (index, settings) = (index.clone(), settings.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = connection(stream, index, settings).await {
+                        let _ = stream.set_nodelay(true);
+                        if let Err(e) = connection(stream, index, settings, Feeder::Bindings).await {
                             tracing::debug!(%peer, error = %e, "MLLP connection ended");
                         }
                     });
@@ -112,12 +142,13 @@ fn framing_error(reason: &str) -> String {
     )
 }
 
-async fn connection(
-    mut stream: TcpStream,
+/// Serves one connection (plain or TLS) until the peer closes it.
+pub async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     index: PatientIndex,
     settings: Arc<MllpSettings>,
+    feeder: Feeder,
 ) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16384];
     // Whether we are skipping the rest of a refused (oversized) frame up to its end.
@@ -169,8 +200,9 @@ async fn connection(
                 Some(end) => {
                     let body: Vec<u8> = buf[1..end].to_vec();
                     buf.drain(..end + 2);
-                    let reply = handle(&body, &index, &settings).await;
+                    let reply = handle(&body, &index, &settings, &feeder).await;
                     stream.write_all(&frame(&reply)).await?;
+                    stream.flush().await?;
                 }
                 None if buf.len() > hl7::MAX_MESSAGE + 3 => {
                     buf.clear();
@@ -189,7 +221,12 @@ async fn connection(
 }
 
 /// Processes one framed message and returns the acknowledgement to send.
-pub async fn handle(body: &[u8], index: &PatientIndex, settings: &MllpSettings) -> String {
+pub async fn handle(
+    body: &[u8],
+    index: &PatientIndex,
+    settings: &MllpSettings,
+    feeder: &Feeder,
+) -> String {
     let Ok(text) = std::str::from_utf8(body) else {
         return framing_error("the message is not valid UTF-8");
     };
@@ -209,18 +246,46 @@ pub async fn handle(body: &[u8], index: &PatientIndex, settings: &MllpSettings) 
             },
         );
     }
-    let sender = m.sender();
-    let Some(allowed) = settings.bindings.get(&sender) else {
-        return reject(
+    let refuse = |reason: String| {
+        reject(
             "AR",
             Hl7Error {
                 code: 204,
                 location: "MSH-3".into(),
-                reason: format!("unknown sender {sender}"),
+                reason,
             },
-        );
+        )
     };
-    let changes = match hl7::changes(m, allowed, settings.test_mode) {
+    let sender = m.sender();
+    // The redelivery key and the audit actor name the authenticated client when there is one.
+    let (allowed, key_sender, actor) = match feeder {
+        Feeder::Bindings => match settings.bindings.get(&sender) {
+            Some(a) => (
+                a.clone(),
+                sender.clone(),
+                Actor::new(format!("hl7:{sender}")),
+            ),
+            None => return refuse(format!("unknown sender {sender}")),
+        },
+        Feeder::Client {
+            client_id,
+            authorities,
+        } => {
+            let a = authorities(client_id);
+            if a.is_empty() {
+                return refuse(format!(
+                    "client {client_id} is bound to no assigning authority"
+                ));
+            }
+            (
+                a,
+                format!("{client_id}|{sender}"),
+                Actor::new(client_id.clone()),
+            )
+        }
+        Feeder::Refused(reason) => return refuse(reason.clone()),
+    };
+    let changes = match hl7::changes(m, &allowed, settings.test_mode) {
         Ok(c) => c,
         Err(e) => {
             let code = if matches!(e.code, 100 | 200 | 201) {
@@ -234,14 +299,11 @@ pub async fn handle(body: &[u8], index: &PatientIndex, settings: &MllpSettings) 
     let aa = hl7::ack(Some(m), "AA", None, &ack_id());
     let control_id = m.control_id();
     let key = MessageKey {
-        sender: &sender,
+        sender: &key_sender,
         control_id: &control_id,
         ack: &aa,
     };
-    match index
-        .apply(&Actor::new(format!("hl7:{sender}")), &changes, Some(key))
-        .await
-    {
+    match index.apply(&actor, &changes, Some(key)).await {
         Ok(Applied::Done(_)) => aa,
         Ok(Applied::Duplicate(stored)) => stored,
         Err(e) => {

@@ -307,6 +307,16 @@ fn card_holder(leaf: &CertificateDer<'_>) -> Option<CardHolder> {
     })
 }
 
+/// A verifier that requires a client certificate and proof of its key, and leaves the judgement
+/// of the certificate to the caller (the MLLP listener looks its thumbprint up among the
+/// clients' registered certificates, RFC 8705 `self_signed_tls_client_auth`).
+pub fn any_client_certificate() -> Arc<dyn ClientCertVerifier> {
+    Arc::new(HandshakeVerifier {
+        hints: Vec::new(),
+        algorithms: tls::provider().signature_verification_algorithms,
+    })
+}
+
 /// Requires a client certificate and checks the handshake signature (the client holds the
 /// card's key); the certificate itself is judged by [`CardTrust::check`] on the request.
 #[derive(Debug)]

@@ -258,12 +258,30 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
         )));
     }
 
-    let mllp = tokio::spawn(megalis_identity_index::mllp::serve(
-        mllp_listener,
-        identity,
-        Arc::new(mllp_settings),
-        stop.clone().cancelled_owned(),
-    ));
+    let mllp = if settings.mllp_tls {
+        let mut config = http::tls::server_config(
+            tls.chain.clone(),
+            tls.key.clone_key(),
+            http::tls::ClientAuth::Required(crate::cps::any_client_certificate()),
+        )
+        .map_err(|e| ServerError::Fatal(format!("MLLP TLS listener: {e}")))?;
+        config.alpn_protocols.clear();
+        tokio::spawn(serve_mllp_tls(
+            mllp_listener,
+            tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            identity,
+            Arc::new(mllp_settings),
+            state.auth.clone(),
+            stop.clone(),
+        ))
+    } else {
+        tokio::spawn(megalis_identity_index::mllp::serve(
+            mllp_listener,
+            identity,
+            Arc::new(mllp_settings),
+            stop.clone().cancelled_owned(),
+        ))
+    };
 
     print_banner(&settings, &tls, &db);
 
@@ -359,5 +377,85 @@ mod tests {
         assert_eq!(host_of("https://sante.bzh:8443/x"), "sante.bzh");
         assert_eq!(host_of("https://[::1]:8443"), "::1");
         assert_eq!(host_of("https://127.0.0.1"), "127.0.0.1");
+    }
+}
+
+/// The MLLP listener over TLS: the handshake requires a client certificate and proof of its key;
+/// the certificate's thumbprint names the OAuth client (`megalis admin client add
+/// --certificate`), whose assigning-authority bindings decide what it may feed. An unknown
+/// certificate gets its messages refused with `AR` (the sender's logs say why) rather than a TLS
+/// alert.
+async fn serve_mllp_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    index: megalis_identity_index::PatientIndex,
+    settings: Arc<megalis_identity_index::mllp::MllpSettings>,
+    auth: Arc<megalis_auth::Auth>,
+    stop: CancellationToken,
+) {
+    use megalis_identity_index::mllp::{Feeder, connection};
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MLLP accept failed");
+                    continue;
+                }
+            },
+        };
+        let (acceptor, index, settings, auth) = (
+            acceptor.clone(),
+            index.clone(),
+            settings.clone(),
+            auth.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let handshake =
+                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+            let tls = match handshake.await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "MLLP TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "MLLP TLS handshake timed out");
+                    return;
+                }
+            };
+            let thumbprint = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| megalis_auth::oidc::certificate_thumbprint(c.as_ref()));
+            let feeder = match thumbprint {
+                None => Feeder::Refused("a client certificate is required".into()),
+                Some(t) => match auth.client_by_certificate(&t).await {
+                    Ok(Some(client_id)) => {
+                        let auth = auth.clone();
+                        tracing::info!(%peer, client = %client_id, "MLLP client connected");
+                        Feeder::Client {
+                            client_id,
+                            authorities: Arc::new(move |c: &str| auth.authorities_of(c)),
+                        }
+                    }
+                    Ok(None) => Feeder::Refused(format!(
+                        "the certificate {t} is registered to no active client \
+                         (megalis admin client add --certificate)"
+                    )),
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "MLLP client lookup failed");
+                        Feeder::Refused("the platform is unavailable; retry".into())
+                    }
+                },
+            };
+            if let Err(e) = connection(tls, index, settings, feeder).await {
+                tracing::debug!(%peer, error = %e, "MLLP connection ended");
+            }
+        });
     }
 }
