@@ -152,6 +152,42 @@ async fn identity_feed_over_mllp() {
         }
         let last = exchange(&mut c, &framed(&a28("M6", "IPP1", "ANNE"))).await;
         assert_eq!(msa(&last), "MSA|AA|M6");
+
+        // A47: the hospital corrects IPP1 to IPP1B; same regional patient, history follows.
+        let a47 = |control: &str, to: &str, from: &str| {
+            format!(
+                "MSH|^~\\&|DXCARE|CHU_RENNES|MEGALIS|ARS_BZH|20261125120000||ADT^A47^ADT_A30|{control}|P|2.5\r\
+                 PID|||{to}^^^CHU&{RENNES}&ISO^PI||LE GOFF^ANNE^^^^^L||19690214|F\rMRG|{from}^^^CHU&{RENNES}&ISO^PI\r"
+            )
+        };
+        let renamed = exchange(&mut c, &framed(&a47("M7", "IPP1B", "IPP1"))).await;
+        assert_eq!(msa(&renamed), "MSA|AA|M7", "{renamed}");
+        let ipp1b = SourceId {
+            authority: RENNES.into(),
+            local_id: "IPP1B".into(),
+        };
+        assert_eq!(index.patient_of(&ipp1).await.unwrap(), None);
+        assert_eq!(
+            index.patient_of(&ipp1b).await.unwrap(),
+            Some(patient.clone())
+        );
+        let history = index.history(&ipp1b).await.unwrap();
+        assert!(
+            history.last().unwrap().2.starts_with("renamed from IPP1^"),
+            "{history:?}"
+        );
+        // Renaming onto an identifier in use is refused (an A40 is the message for that), and
+        // renaming an unknown identifier names MRG-1.
+        let taken = exchange(&mut c, &framed(&a47("M8", "P0-0", "IPP1B"))).await;
+        assert_eq!(msa(&taken), "MSA|AE|M8");
+        assert!(taken.contains("ERR||PID^1^3|205"), "{taken}");
+        let unknown = exchange(&mut c, &framed(&a47("M9", "IPP9", "NOPE"))).await;
+        assert_eq!(msa(&unknown), "MSA|AE|M9");
+        assert!(unknown.contains("ERR||MRG^1^1|204"), "{unknown}");
+        assert_eq!(
+            index.patient_of(&ipp1b).await.unwrap(),
+            Some(patient.clone())
+        );
         stop.send(()).unwrap();
         server.await.unwrap();
     }
