@@ -881,4 +881,56 @@ mod input_tests {
             assert!(p(&[bad]).is_err(), "{bad:?}");
         }
     }
+
+    /// Every value a JSON body may put anywhere in a Patient.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,40}".prop_map(Value::from),
+            "[0-9]{13,16}".prop_map(Value::from),
+            "urn:oid:[0-9.]{0,30}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The parser of FHIR inputs never panics: any element of a valid Patient replaced by
+        /// any JSON value gives a Patient or an error naming an element.
+        #[test]
+        fn arbitrary_patients_never_panic(
+            key in proptest::sample::select(vec![
+                "identifier", "name", "birthDate", "gender", "extension", "telecom", "address",
+                "resourceType",
+            ]),
+            inner in 0usize..3,
+            value in any_json(),
+        ) {
+            let mut p = patient();
+            match p.get_mut(key) {
+                Some(Value::Array(items)) if !items.is_empty() => {
+                    let i = inner % items.len();
+                    items[i] = value;
+                }
+                _ => p[key] = value,
+            }
+            if let Err(e) = incoming_patient(&p, REGIONAL, false) {
+                proptest::prop_assert!(!e.expression.is_empty() && !e.message.is_empty());
+            }
+            let params: Vec<(String, String)> = vec![
+                ("family".into(), p.to_string().chars().take(50).collect()),
+                ("birthdate".into(), p["birthDate"].to_string()),
+            ];
+            let _ = search_query(&params, REGIONAL);
+        }
+    }
 }

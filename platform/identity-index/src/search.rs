@@ -379,8 +379,8 @@ impl PatientIndex {
     /// Whether an assigning authority has fed at least one source record (IHE PIXm: a known
     /// patient identifier domain).
     pub async fn knows_authority(&self, oid: &str) -> Result<bool> {
-        let found: Option<i64> = megalis_store::with_pool!(&self.db, pool =>
-            sqlx::query_scalar("SELECT 1 FROM identity_source WHERE authority = $1 LIMIT 1")
+        let found: Option<String> = megalis_store::with_pool!(&self.db, pool =>
+            sqlx::query_scalar("SELECT authority FROM identity_source WHERE authority = $1 LIMIT 1")
                 .bind(oid)
                 .fetch_optional(pool)
                 .await?);

@@ -487,3 +487,186 @@ async fn patient_resources_validate_as_fhir_r4() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn search_match_and_cross_reference() {
+    use megalis_identity_index::search::{IdentifierQuery, MatchGrade, PatientQuery};
+    both(async |e: Env| {
+        let anne_id = upsert(&e, anne(CHU_BREST, "B1")).await[0]
+            .regional_id
+            .clone();
+        let mut twin = anne(CH_LORIENT, "L1");
+        twin.ins = Some(ins("2690229019124"));
+        twin.demographics.traits.birth_first_names = vec!["Soizic".into()];
+        twin.demographics.used_name = None;
+        let twin_id = upsert(&e, twin).await[0].regional_id.clone();
+        let mut yann = anne(CHU_RENNES, "R9");
+        yann.ins = None;
+        yann.status = IdentityStatus::Prov;
+        yann.demographics.traits.birth_name = "Kerjean".into();
+        yann.demographics.traits.birth_first_names = vec!["Yann".into()];
+        yann.demographics.traits.sex = Sex::Male;
+        yann.demographics.traits.birth_date = date!(1990 - 07 - 01);
+        yann.demographics.used_name = None;
+        let yann_id = upsert(&e, yann.clone()).await[0].regional_id.clone();
+
+        let search = |q: PatientQuery| {
+            let index = e.index.clone();
+            async move {
+                let page = index
+                    .search(&PatientQuery { count: 20, ..q })
+                    .await
+                    .unwrap();
+                let mut ids: Vec<String> =
+                    page.patients.into_iter().map(|p| p.regional_id).collect();
+                ids.sort();
+                (page.total, ids)
+            }
+        };
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        // Family prefix, accents, case and spaces ignored; birth or used name.
+        let (n, ids) = search(PatientQuery {
+            family: Some("le gof".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            (n, ids),
+            (2, sorted(vec![anne_id.clone(), twin_id.clone()]))
+        );
+        let (_, ids) = search(PatientQuery {
+            family: Some("MORVAN".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![anne_id.clone()]);
+        let (_, ids) = search(PatientQuery {
+            family: Some("le goff".into()),
+            given: Some("soiz".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![twin_id.clone()]);
+        let (_, ids) = search(PatientQuery {
+            family: Some("k".into()),
+            birth_date_from: Some("1990-01-01".into()),
+            birth_date_to: Some("1991-01-01".into()),
+            gender: Some("male"),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![yann_id.clone()]);
+        // Identifiers: a source's IPP, the INS, the regional id; a value without a system.
+        let (_, ids) = search(PatientQuery {
+            identifiers: vec![IdentifierQuery::Source(SourceId {
+                authority: CHU_RENNES.into(),
+                local_id: "R9".into(),
+            })],
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![yann_id.clone()]);
+        let nir = with_key("2690229019124").unwrap();
+        let (_, ids) = search(PatientQuery {
+            identifiers: vec![IdentifierQuery::Ins(nir.clone())],
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![twin_id.clone()]);
+        let (_, ids) = search(PatientQuery {
+            identifiers: vec![IdentifierQuery::Any("B1".into())],
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![anne_id.clone()]);
+        // Caller text is only ever a bound argument.
+        let (n, _) = search(PatientQuery {
+            identifiers: vec![IdentifierQuery::Any("' OR '1'='1".into())],
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(n, 0);
+        let (n, _) = search(PatientQuery {
+            family: Some("x' OR 1=1; --".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(n, 0);
+        // Paging.
+        let page = e
+            .index
+            .search(&PatientQuery {
+                family: Some("le".into()),
+                count: 1,
+                offset: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((page.total, page.patients.len()), (2, 1));
+
+        // $match: the same person typed differently is certain; her twin is not.
+        let mut probe = anne(CHU_RENNES, "");
+        probe.ins = None;
+        probe.status = IdentityStatus::Prov;
+        probe.demographics.traits.birth_name = "LE GOFF".into();
+        let found = e.index.find_matches(&probe, 10, false).await.unwrap();
+        assert_eq!(found[0].patient.regional_id, anne_id);
+        assert_eq!(found[0].grade, MatchGrade::Certain, "{:?}", found[0]);
+        assert!(found[0].score > 0.99);
+        assert!(
+            found
+                .iter()
+                .all(|m| m.patient.regional_id != twin_id || m.grade != MatchGrade::Certain),
+            "the twin is never a certain match"
+        );
+        let only = e.index.find_matches(&probe, 10, true).await.unwrap();
+        assert!(only.iter().all(|m| m.grade == MatchGrade::Certain));
+        let mut impossible = probe.clone();
+        impossible.demographics.traits.birth_date = date!(2999 - 01 - 01);
+        assert!(e.index.find_matches(&impossible, 10, false).await.is_err());
+
+        // Cross-reference follows a merge to the survivor.
+        let merge = e.index.merge(&actor(), &anne_id, &yann_id).await.unwrap();
+        let r9 = IdentifierQuery::Source(SourceId {
+            authority: CHU_RENNES.into(),
+            local_id: "R9".into(),
+        });
+        assert_eq!(
+            e.index.resolve(&r9).await.unwrap().unwrap().regional_id,
+            anne_id
+        );
+        let by_old_id = e
+            .index
+            .resolve(&IdentifierQuery::Regional(yann_id.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_old_id.regional_id, anne_id);
+        // A merged patient is not listed by a name search, unless asked for.
+        let (_, ids) = search(PatientQuery {
+            family: Some("kerjean".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(ids.is_empty());
+        let (_, ids) = search(PatientQuery {
+            family: Some("kerjean".into()),
+            active: Some(false),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(ids, vec![yann_id.clone()]);
+        e.index.unmerge(&actor(), merge).await.unwrap();
+        assert_eq!(
+            e.index.resolve(&r9).await.unwrap().unwrap().regional_id,
+            yann_id
+        );
+        assert!(e.index.knows_authority(CHU_RENNES).await.unwrap());
+        assert!(!e.index.knows_authority("1.2.3").await.unwrap());
+    })
+    .await;
+}
