@@ -302,15 +302,25 @@ pub fn estimate_weights<I>(pairs: I) -> [[f64; LEVELS]; 6]
 where
     I: IntoIterator<Item = (Comparison, bool)>,
 {
+    estimate_weights_counted(
+        pairs
+            .into_iter()
+            .map(|(c, is_match)| (c, u64::from(is_match), u64::from(!is_match))),
+    )
+}
+
+/// [`estimate_weights`] from a histogram: each distinct comparison with its numbers of true
+/// matches and of non-matches (what a streaming pass over millions of pairs produces).
+pub fn estimate_weights_counted<I>(histogram: I) -> [[f64; LEVELS]; 6]
+where
+    I: IntoIterator<Item = (Comparison, u64, u64)>,
+{
     let mut m = [[1u64; LEVELS]; 6];
     let mut u = [[1u64; LEVELS]; 6];
-    for (c, is_match) in pairs {
+    for (c, matches, non_matches) in histogram {
         for (f, &l) in c.levels.iter().enumerate() {
-            if is_match {
-                m[f][l as usize] += 1;
-            } else {
-                u[f][l as usize] += 1;
-            }
+            m[f][l as usize] += matches;
+            u[f][l as usize] += non_matches;
         }
     }
     let mut w = [[0.0; LEVELS]; 6];
@@ -358,4 +368,35 @@ pub fn choose_thresholds(
         matches[idx.min(matches.len() - 1)].min(link)
     };
     (link, review)
+}
+
+/// [`choose_thresholds`] from a histogram of scores: `(score, may_link, matches, non_matches)`.
+pub fn choose_thresholds_counted(
+    scored: &mut [(f64, bool, u64, u64)],
+    margin: f64,
+    review_recall: f64,
+) -> (f64, f64) {
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let max_non_match = scored
+        .iter()
+        .filter(|(_, may_link, _, n)| *may_link && *n > 0)
+        .map(|(s, _, _, _)| *s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let link = max_non_match + margin;
+    let total: u64 = scored.iter().map(|(_, _, m, _)| m).sum();
+    if total == 0 {
+        return (link, link);
+    }
+    let idx = ((1.0 - review_recall) * total as f64).floor() as u64;
+    let idx = idx.min(total - 1);
+    let mut seen = 0;
+    let mut review = link;
+    for (s, _, m, _) in scored.iter() {
+        seen += m;
+        if seen > idx {
+            review = *s;
+            break;
+        }
+    }
+    (link, review.min(link))
 }
