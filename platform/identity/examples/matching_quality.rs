@@ -12,7 +12,8 @@
 use std::time::Instant;
 
 use megalis_identity::evaluate::{
-    comparison_histogram, evaluate_features, export_csv, features, train_from_histogram,
+    RANDOM_PAIRS, comparison_histogram_of, evaluate_features, export_csv, features,
+    random_pair_histogram, train_from_histograms,
 };
 use megalis_identity::matching::MatchConfig;
 use megalis_identity::synth::{Rates, generate};
@@ -41,8 +42,11 @@ fn main() {
     } else {
         let t = Instant::now();
         let training = generate(persons, train_seed, &rates);
-        let histogram = comparison_histogram(&training);
-        let config = train_from_histogram(&histogram);
+        let training_features = features(&training);
+        let histogram = comparison_histogram_of(&training, &training_features);
+        let random =
+            random_pair_histogram(&training, &training_features, RANDOM_PAIRS, 0x7261_6e64);
+        let config = train_from_histograms(&histogram, &random);
         let pairs: u64 = histogram.iter().map(|(_, m, u)| m + u).sum();
         eprintln!(
             "trained on {} records, {pairs} candidate pairs (seed {train_seed}) in {:.1?}",

@@ -188,8 +188,15 @@ pub fn labelled_comparisons(records: &[SynthRecord]) -> Vec<(Comparison, bool)> 
 /// Each distinct comparison of the candidate pairs with its numbers of true matches and of
 /// non-matches (a few thousand entries however many pairs: what training needs).
 pub fn comparison_histogram(records: &[SynthRecord]) -> Vec<(Comparison, u64, u64)> {
-    let features = features(records);
-    let parts = scan_candidate_pairs(&features, HashMap::new, |h, i, j| {
+    comparison_histogram_of(records, &features(records))
+}
+
+/// [`comparison_histogram`] with the features already computed.
+pub fn comparison_histogram_of(
+    records: &[SynthRecord],
+    features: &[MatchRecord],
+) -> Vec<(Comparison, u64, u64)> {
+    let parts = scan_candidate_pairs(features, HashMap::new, |h, i, j| {
         let c = crate::matching::compare(&features[i as usize], &features[j as usize]);
         let counts: &mut [u64; 2] = h.entry(c.levels).or_default();
         let same = records[i as usize].person == records[j as usize].person;
@@ -206,6 +213,62 @@ pub fn comparison_histogram(records: &[SynthRecord]) -> Vec<(Comparison, u64, u6
     let mut out: Vec<_> = total
         .into_iter()
         .map(|(levels, [m, u])| (Comparison { levels }, m, u))
+        .collect();
+    out.sort_by_key(|(c, _, _)| c.levels);
+    out
+}
+
+/// The comparisons of `pairs` random pairs of distinct records of different persons, as a
+/// histogram (all counted as non-matches): what non-matches look like in the population, not
+/// only among the candidate pairs that blocking selects (which share a name or a birth date by
+/// construction, so that agreement on those fields looks common among non-matches there).
+pub fn random_pair_histogram(
+    records: &[SynthRecord],
+    features: &[MatchRecord],
+    pairs: usize,
+    seed: u64,
+) -> Vec<(Comparison, u64, u64)> {
+    use rand::{Rng, SeedableRng};
+    let threads = threads();
+    let n = records.len() as u32;
+    if n < 2 {
+        return Vec::new();
+    }
+    let parts: Vec<HashMap<[u8; 6], u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (t as u64) << 32);
+                    let mut h: HashMap<[u8; 6], u64> = HashMap::new();
+                    let mut done = 0;
+                    while done < pairs / threads {
+                        let (i, j) = (rng.random_range(0..n), rng.random_range(0..n));
+                        if records[i as usize].person == records[j as usize].person {
+                            continue;
+                        }
+                        let c =
+                            crate::matching::compare(&features[i as usize], &features[j as usize]);
+                        *h.entry(c.levels).or_default() += 1;
+                        done += 1;
+                    }
+                    h
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sampling thread"))
+            .collect()
+    });
+    let mut total: HashMap<[u8; 6], u64> = HashMap::new();
+    for part in parts {
+        for (levels, u) in part {
+            *total.entry(levels).or_default() += u;
+        }
+    }
+    let mut out: Vec<_> = total
+        .into_iter()
+        .map(|(levels, u)| (Comparison { levels }, 0, u))
         .collect();
     out.sort_by_key(|(c, _, _)| c.levels);
     out
@@ -374,22 +437,51 @@ pub fn evaluate_features(
     }
 }
 
-/// Estimates a configuration on a training population (weights from labelled candidate pairs,
-/// thresholds by [`crate::matching::model::choose_thresholds`] with a 2-bit margin and 99.9 % of
-/// true matches kept at or above the review threshold).
+/// Random pairs sampled for the u probabilities in [`train`].
+pub const RANDOM_PAIRS: usize = 10_000_000;
+
+/// Estimates a configuration on a training population: m probabilities from the true matches
+/// among the candidate pairs, u probabilities from [`RANDOM_PAIRS`] random pairs of different
+/// persons (weights `log2(m/u)` per field and level); thresholds by
+/// [`crate::matching::model::choose_thresholds`] on the candidate pairs, with a 2-bit margin
+/// above the best-scoring non-match the rules allow to link and 99.9 % of true matches kept at or
+/// above the review threshold.
 pub fn train(records: &[SynthRecord]) -> MatchConfig {
-    train_from_histogram(&comparison_histogram(records))
+    let features = features(records);
+    let candidates = comparison_histogram_of(records, &features);
+    let random = random_pair_histogram(records, &features, RANDOM_PAIRS, 0x7261_6e64);
+    train_from_histograms(&candidates, &random)
 }
 
-/// [`train`] from the histogram of the training population's candidate pairs.
+/// [`train`] from the histograms of the candidate pairs and of random pairs.
+pub fn train_from_histograms(
+    candidates: &[(Comparison, u64, u64)],
+    random: &[(Comparison, u64, u64)],
+) -> MatchConfig {
+    let m = candidates.iter().map(|(c, m, _)| (*c, *m, 0));
+    let u = random.iter().map(|(c, _, u)| (*c, 0, *u));
+    let weights = estimate_weights_counted(m.chain(u));
+    thresholds_on(candidates, weights)
+}
+
+/// Weights and thresholds both from the labelled candidate pairs (u conditioned on blocking).
 pub fn train_from_histogram(histogram: &[(Comparison, u64, u64)]) -> MatchConfig {
-    let weights = estimate_weights_counted(histogram.iter().copied());
+    thresholds_on(
+        histogram,
+        estimate_weights_counted(histogram.iter().copied()),
+    )
+}
+
+fn thresholds_on(
+    candidates: &[(Comparison, u64, u64)],
+    weights: [[f64; crate::matching::model::LEVELS]; 6],
+) -> MatchConfig {
     let mut config = MatchConfig {
         weights,
         link_threshold: 0.0,
         review_threshold: 0.0,
     };
-    let mut scored: Vec<(f64, bool, u64, u64)> = histogram
+    let mut scored: Vec<(f64, bool, u64, u64)> = candidates
         .iter()
         .map(|(c, m, u)| (config.score(c), MatchConfig::may_link(c), *m, *u))
         .collect();
@@ -532,8 +624,14 @@ mod tests {
     fn histogram_training_equals_pairwise_training() {
         let records = generate(3_000, 4, &Rates::default());
         let pairwise = crate::matching::model::estimate_weights(labelled_comparisons(&records));
-        let config = train(&records);
+        let config = train_from_histogram(&comparison_histogram(&records));
         assert_eq!(pairwise, config.weights);
         config.validate().unwrap();
+        // Unconditional u from random pairs (a small sample: debug builds are slow).
+        let features = features(&records);
+        let random = random_pair_histogram(&records, &features, 20_000, 1);
+        let config = train_from_histograms(&comparison_histogram(&records), &random);
+        config.validate().unwrap();
+        assert!(config.weights[2][0] > 10.0, "{config:?}");
     }
 }
