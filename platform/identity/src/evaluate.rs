@@ -551,10 +551,20 @@ pub fn diagnose(records: &[SynthRecord], config: &MatchConfig, limit: usize) -> 
         )
     };
     let mut near: Vec<(f64, String)> = Vec::new();
+    // Per comparison: (true matches reviewed, non-matches reviewed, true matches left distinct).
+    let mut patterns: HashMap<[u8; 6], (u64, u64, u64, f64)> = HashMap::new();
     for (i, j) in candidate_pairs(&features) {
         let (a, b) = (&records[i as usize], &records[j as usize]);
         let (d, score, c) = config.decide(&features[i as usize], &features[j as usize]);
         let same = a.person == b.person;
+        if d == Decision::Review || (d == Decision::Distinct && same) {
+            let p = patterns.entry(c.levels).or_insert((0, 0, 0, score));
+            match (d, same) {
+                (Decision::Review, true) => p.0 += 1,
+                (Decision::Review, false) => p.1 += 1,
+                _ => p.2 += 1,
+            }
+        }
         if !same && d != Decision::Link && MatchConfig::may_link(&c) {
             near.push((
                 score,
@@ -587,6 +597,16 @@ pub fn diagnose(records: &[SynthRecord], config: &MatchConfig, limit: usize) -> 
         }
     }
     out.extend(near.into_iter().map(|(_, line)| line));
+    let mut patterns: Vec<_> = patterns.into_iter().collect();
+    patterns.sort_by_key(|(_, (r, n, m, _))| std::cmp::Reverse(r + n + m));
+    for (levels, (reviewed_true, reviewed_false, missed, score)) in patterns.into_iter().take(limit)
+    {
+        out.push(format!(
+            "PATTERN {levels:?} score {score:.1} may_link {}: review {reviewed_true} true \
+             {reviewed_false} false, missed {missed}",
+            MatchConfig::may_link(&Comparison { levels })
+        ));
+    }
     out
 }
 

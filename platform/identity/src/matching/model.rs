@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use super::first_names::is_known_first_name;
 use super::normalize::{first_first_name, first_name_words, surname_core, surname_joined};
 use super::phonetic::phonetic;
 use crate::{IdentityError, SourceRecord};
@@ -114,13 +115,19 @@ fn cross_name(a: &MatchRecord, b: &MatchRecord) -> bool {
 }
 
 /// First names: 0 the same list of first names; 1 the same first first name, the shorter list
-/// a prefix of the longer (a source that kept only the first); 2 the same first first name but
-/// other first names that disagree (homonyms and cousins, not a typing error); 3 the first first
-/// names sound the same or are close in spelling (Jaro–Winkler ≥ 0.88, or one typed letter away:
-/// short names like `RENE`/`RNE` score low on Jaro–Winkler); 4 one list's words contain the
-/// other's first word (`JEAN PIERRE` / `JEAN`, or a second first name used as the first);
-/// 5 different.
+/// a prefix of the longer (a source that kept only the first); 2 the first first names sound the
+/// same or are close in spelling (Jaro–Winkler ≥ 0.88, or one typed letter away: short names like
+/// `RENE`/`RNE` score low on Jaro–Winkler) and are not two different known given names: a
+/// misspelling; 3 close in the same way, but both are known given names (`MARIE` / `MARINA`):
+/// two names, as twins and siblings are given, not a typing error; 4 the lists share a first name
+/// but disagree (the same first first name with other first names that conflict, as homonyms and
+/// cousins have; or one list's words contain the other's first word, `JEAN PIERRE` / `JEAN`, or a
+/// second first name used as the first); 5 different.
 pub const FIRST_NAMES_DIFFERENT: u8 = 5;
+/// First names level 2: close first first names, at least one not a known given name.
+pub const FIRST_NAMES_MISSPELT: u8 = 2;
+/// First names level 3: two different known given names close in sound or spelling.
+pub const FIRST_NAMES_OTHER_CLOSE_NAME: u8 = 3;
 
 fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
     if a.first_first == b.first_first {
@@ -132,14 +139,18 @@ fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
         } else {
             (&b.other_first_names, &a.other_first_names)
         };
-        if long.starts_with(short) { 1 } else { 2 }
+        if long.starts_with(short) { 1 } else { 4 }
     } else if (!a.first_phonetic.is_empty() && a.first_phonetic == b.first_phonetic)
         // Jaro–Winkler favours common prefixes: `ANNE` / `ANNESOPHIE` are two names, not a typo.
         || (a.first_first.len().abs_diff(b.first_first.len()) <= 2
             && jw(&a.first_first, &b.first_first) >= 0.88)
         || strsim::osa_distance(&a.first_first, &b.first_first) <= 1
     {
-        3
+        if is_known_first_name(&a.first_first) && is_known_first_name(&b.first_first) {
+            FIRST_NAMES_OTHER_CLOSE_NAME
+        } else {
+            FIRST_NAMES_MISSPELT
+        }
     } else if a
         .first_words
         .first()
@@ -241,11 +252,32 @@ impl MatchConfig {
         Ok(())
     }
 
-    /// Whether the rules that do not depend on the score allow an automatic link at all: not
-    /// when the first names are different (twins share everything else), nor when the birth
-    /// names agree neither in spelling, nor in sound, nor through a used name.
+    /// Whether the rules that do not depend on the score allow an automatic link at all:
+    /// - not when the first names are different (twins share everything else);
+    /// - not when the birth names agree neither in spelling, nor in sound, nor through a used
+    ///   name;
+    /// - not when the first first names are two different known given names, close in sound or
+    ///   spelling (level [`FIRST_NAMES_OTHER_CLOSE_NAME`]), unless the same INS is on both sides.
+    ///   Twins share birth name, birth date and birthplace, and parents often give them close
+    ///   names (`MARIE` / `MARINA`, `LENA` / `LINA`); by the score alone, such a pair without an
+    ///   INS looks like a duplicate with a typing error in the first name. A typing error rarely
+    ///   makes another real name, so two real names are two names: a person looks at the pair
+    ///   (review) rather than the index merging twins. A close first name that is not a known
+    ///   name (level [`FIRST_NAMES_MISSPELT`], `MARXIE` / `MARIE`) is a typing error, the common
+    ///   case of a duplicate, and the score decides;
+    /// - not when neither the birthplace nor the INS can be compared (missing on one side) and
+    ///   the four traits left (birth name, list of first names, birth date, sex) are not all
+    ///   identical. Persons of the same birth name and first name born the same day are what a
+    ///   region of millions produces (the training population has `BRUN CHRISTOPHE` born
+    ///   1976-03-24 twice, one record with a second first name, the other without): with two of
+    ///   the six traits missing, any difference left is for a person to look at.
     pub fn may_link(c: &Comparison) -> bool {
-        c.levels[1] != FIRST_NAMES_DIFFERENT && c.levels[0] != 4
+        let [birth_name, first_names, birth_date, sex, birthplace, ins] = c.levels;
+        let four_traits_only = birthplace == MISSING && ins == MISSING;
+        first_names != FIRST_NAMES_DIFFERENT
+            && birth_name != 4
+            && !(first_names == FIRST_NAMES_OTHER_CLOSE_NAME && ins != 0)
+            && !(four_traits_only && (birth_name, first_names, birth_date, sex) != (0, 0, 0, 0))
     }
 
     pub fn score(&self, c: &Comparison) -> f64 {
@@ -268,6 +300,9 @@ impl MatchConfig {
     /// - the same INS retrieved from INSi on both sides links (deterministic), unless the first
     ///   names disagree entirely, which is a conflict for a person to look at;
     /// - completely different first names never link automatically (twins share everything else);
+    /// - two different known given names close in sound or spelling link automatically only
+    ///   with the same INS on both sides (twins and siblings are given close first names; see
+    ///   [`MatchConfig::may_link`]);
     /// - a homonym (HOMON) goes to review rather than being linked;
     /// - birth names that agree neither in spelling, nor in sound, nor through a used name never
     ///   link automatically: everything else being equal, that is two persons born the same day
