@@ -435,3 +435,162 @@ pub fn choose_thresholds_counted(
     }
     (link, review.min(link))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sex;
+
+    /// A record's features with no used name, INS not retrieved from INSi.
+    fn record(
+        birth_name: &str,
+        first_names: &[&str],
+        date: (i32, u8, u8),
+        birthplace: Option<&str>,
+        ins: Option<&str>,
+    ) -> MatchRecord {
+        let first = first_first_name(first_names);
+        MatchRecord {
+            birth_joined: surname_joined(birth_name),
+            birth_core: surname_core(birth_name),
+            birth_phonetic: phonetic(&surname_core(birth_name)),
+            used_joined: None,
+            used_phonetic: None,
+            first_phonetic: phonetic(&first),
+            first_first: first,
+            first_words: first_name_words(first_names),
+            other_first_names: first_names[1..].iter().map(|n| surname_joined(n)).collect(),
+            birth_date: Date::from_calendar_date(
+                date.0,
+                time::Month::try_from(date.1).unwrap(),
+                date.2,
+            )
+            .unwrap(),
+            sex: Sex::Female,
+            birthplace: birthplace.map(str::to_string),
+            ins: ins.map(str::to_string),
+            ins_retrieved: false,
+            fictitious: false,
+            homonym: false,
+        }
+    }
+
+    const INS: &str = "290102905100129";
+    const OTHER_INS: &str = "290102905100226";
+
+    fn decision(a: &MatchRecord, b: &MatchRecord) -> (Decision, Comparison) {
+        let (d, _, c) = MatchConfig::default().decide(a, b);
+        (d, c)
+    }
+
+    #[test]
+    fn twins_with_close_first_names_are_not_linked() {
+        let marie = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        // The twin's record has no INS: everything but the first name agrees.
+        let marina = record("Le Goff", &["Marina"], (1990, 10, 10), Some("29019"), None);
+        let (d, c) = decision(&marie, &marina);
+        assert_eq!(c.levels[1], FIRST_NAMES_OTHER_CLOSE_NAME);
+        assert!(!MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Review, "{c:?}");
+        // With both INS, they differ: not a link either.
+        let marina = record(
+            "Le Goff",
+            &["Marina"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(OTHER_INS),
+        );
+        assert_ne!(decision(&marie, &marina).0, Decision::Link);
+        // `LENA` / `LINA`: one letter apart, but two real names.
+        let lena = record("Le Goff", &["Léna"], (2015, 1, 3), Some("29019"), None);
+        let lina = record("Le Goff", &["Lina"], (2015, 1, 3), Some("29019"), Some(INS));
+        let (d, c) = decision(&lena, &lina);
+        assert_eq!(c.levels[1], FIRST_NAMES_OTHER_CLOSE_NAME);
+        assert_ne!(d, Decision::Link);
+    }
+
+    #[test]
+    fn two_close_real_names_with_the_same_ins_link() {
+        let a = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        let b = record(
+            "Le Goff",
+            &["Marina"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        let (d, c) = decision(&a, &b);
+        assert!(MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Link);
+    }
+
+    #[test]
+    fn a_one_letter_typo_in_the_first_name_links() {
+        let a = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        // Same INS on both sides.
+        let b = record("LE GOFF", &["MARXIE"], (1990, 10, 10), None, Some(INS));
+        let (d, c) = decision(&a, &b);
+        assert_eq!(c.levels[1], FIRST_NAMES_MISSPELT);
+        assert_eq!(d, Decision::Link, "{c:?}");
+        // INS missing on one side, birthplace agreeing: the score decides, and links.
+        let b = record("LE GOFF", &["MARXIE"], (1990, 10, 10), Some("29019"), None);
+        assert_eq!(decision(&a, &b).0, Decision::Link);
+    }
+
+    #[test]
+    fn without_birthplace_nor_ins_only_identical_traits_link() {
+        let a = record(
+            "Brun",
+            &["Christophe", "Jean-Noël"],
+            (1976, 3, 24),
+            None,
+            None,
+        );
+        let b = record(
+            "Brun",
+            &["Christophe"],
+            (1976, 3, 24),
+            Some("29019"),
+            Some(INS),
+        );
+        let (d, c) = decision(&a, &b);
+        assert_eq!(c.levels[4..], [MISSING, MISSING]);
+        assert!(!MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Review, "{c:?}");
+        let b = record(
+            "BRUN",
+            &["CHRISTOPHE", "JEAN NOEL"],
+            (1976, 3, 24),
+            None,
+            Some(INS),
+        );
+        assert_eq!(decision(&a, &b).0, Decision::Link);
+        // A misspelt first name with both traits missing: review.
+        let b = record(
+            "Brun",
+            &["Christohpe", "Jean-Noël"],
+            (1976, 3, 24),
+            None,
+            Some(INS),
+        );
+        assert_eq!(decision(&a, &b).0, Decision::Review);
+    }
+}
