@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod defaults;
+pub mod first_names;
 pub mod model;
 pub mod normalize;
 pub mod phonetic;

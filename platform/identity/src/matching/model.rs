@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::Date;
 
+use super::first_names::is_known_first_name;
 use super::normalize::{first_first_name, first_name_words, surname_core, surname_joined};
 use super::phonetic::phonetic;
 use crate::{IdentityError, SourceRecord};
@@ -114,13 +115,19 @@ fn cross_name(a: &MatchRecord, b: &MatchRecord) -> bool {
 }
 
 /// First names: 0 the same list of first names; 1 the same first first name, the shorter list
-/// a prefix of the longer (a source that kept only the first); 2 the same first first name but
-/// other first names that disagree (homonyms and cousins, not a typing error); 3 the first first
-/// names sound the same or are close in spelling (Jaro–Winkler ≥ 0.88, or one typed letter away:
-/// short names like `RENE`/`RNE` score low on Jaro–Winkler); 4 one list's words contain the
-/// other's first word (`JEAN PIERRE` / `JEAN`, or a second first name used as the first);
-/// 5 different.
+/// a prefix of the longer (a source that kept only the first); 2 the first first names sound the
+/// same or are close in spelling (Jaro–Winkler ≥ 0.88, or one typed letter away: short names like
+/// `RENE`/`RNE` score low on Jaro–Winkler) and are not two different known given names: a
+/// misspelling; 3 close in the same way, but both are known given names (`MARIE` / `MARINA`):
+/// two names, as twins and siblings are given, not a typing error; 4 the lists share a first name
+/// but disagree (the same first first name with other first names that conflict, as homonyms and
+/// cousins have; or one list's words contain the other's first word, `JEAN PIERRE` / `JEAN`, or a
+/// second first name used as the first); 5 different.
 pub const FIRST_NAMES_DIFFERENT: u8 = 5;
+/// First names level 2: close first first names, at least one not a known given name.
+pub const FIRST_NAMES_MISSPELT: u8 = 2;
+/// First names level 3: two different known given names close in sound or spelling.
+pub const FIRST_NAMES_OTHER_CLOSE_NAME: u8 = 3;
 
 fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
     if a.first_first == b.first_first {
@@ -132,14 +139,18 @@ fn first_name_level(a: &MatchRecord, b: &MatchRecord) -> u8 {
         } else {
             (&b.other_first_names, &a.other_first_names)
         };
-        if long.starts_with(short) { 1 } else { 2 }
+        if long.starts_with(short) { 1 } else { 4 }
     } else if (!a.first_phonetic.is_empty() && a.first_phonetic == b.first_phonetic)
         // Jaro–Winkler favours common prefixes: `ANNE` / `ANNESOPHIE` are two names, not a typo.
         || (a.first_first.len().abs_diff(b.first_first.len()) <= 2
             && jw(&a.first_first, &b.first_first) >= 0.88)
         || strsim::osa_distance(&a.first_first, &b.first_first) <= 1
     {
-        3
+        if is_known_first_name(&a.first_first) && is_known_first_name(&b.first_first) {
+            FIRST_NAMES_OTHER_CLOSE_NAME
+        } else {
+            FIRST_NAMES_MISSPELT
+        }
     } else if a
         .first_words
         .first()
@@ -241,11 +252,32 @@ impl MatchConfig {
         Ok(())
     }
 
-    /// Whether the rules that do not depend on the score allow an automatic link at all: not
-    /// when the first names are different (twins share everything else), nor when the birth
-    /// names agree neither in spelling, nor in sound, nor through a used name.
+    /// Whether the rules that do not depend on the score allow an automatic link at all:
+    /// - not when the first names are different (twins share everything else);
+    /// - not when the birth names agree neither in spelling, nor in sound, nor through a used
+    ///   name;
+    /// - not when the first first names are two different known given names, close in sound or
+    ///   spelling (level [`FIRST_NAMES_OTHER_CLOSE_NAME`]), unless the same INS is on both sides.
+    ///   Twins share birth name, birth date and birthplace, and parents often give them close
+    ///   names (`MARIE` / `MARINA`, `LENA` / `LINA`); by the score alone, such a pair without an
+    ///   INS looks like a duplicate with a typing error in the first name. A typing error rarely
+    ///   makes another real name, so two real names are two names: a person looks at the pair
+    ///   (review) rather than the index merging twins. A close first name that is not a known
+    ///   name (level [`FIRST_NAMES_MISSPELT`], `MARXIE` / `MARIE`) is a typing error, the common
+    ///   case of a duplicate, and the score decides;
+    /// - not when neither the birthplace nor the INS can be compared (missing on one side) and
+    ///   the four traits left (birth name, list of first names, birth date, sex) are not all
+    ///   identical. Persons of the same birth name and first name born the same day are what a
+    ///   region of millions produces (the training population has `BRUN CHRISTOPHE` born
+    ///   1976-03-24 twice, one record with a second first name, the other without): with two of
+    ///   the six traits missing, any difference left is for a person to look at.
     pub fn may_link(c: &Comparison) -> bool {
-        c.levels[1] != FIRST_NAMES_DIFFERENT && c.levels[0] != 4
+        let [birth_name, first_names, birth_date, sex, birthplace, ins] = c.levels;
+        let four_traits_only = birthplace == MISSING && ins == MISSING;
+        first_names != FIRST_NAMES_DIFFERENT
+            && birth_name != 4
+            && !(first_names == FIRST_NAMES_OTHER_CLOSE_NAME && ins != 0)
+            && !(four_traits_only && (birth_name, first_names, birth_date, sex) != (0, 0, 0, 0))
     }
 
     pub fn score(&self, c: &Comparison) -> f64 {
@@ -268,6 +300,9 @@ impl MatchConfig {
     /// - the same INS retrieved from INSi on both sides links (deterministic), unless the first
     ///   names disagree entirely, which is a conflict for a person to look at;
     /// - completely different first names never link automatically (twins share everything else);
+    /// - two different known given names close in sound or spelling link automatically only
+    ///   with the same INS on both sides (twins and siblings are given close first names; see
+    ///   [`MatchConfig::may_link`]);
     /// - a homonym (HOMON) goes to review rather than being linked;
     /// - birth names that agree neither in spelling, nor in sound, nor through a used name never
     ///   link automatically: everything else being equal, that is two persons born the same day
@@ -302,15 +337,25 @@ pub fn estimate_weights<I>(pairs: I) -> [[f64; LEVELS]; 6]
 where
     I: IntoIterator<Item = (Comparison, bool)>,
 {
+    estimate_weights_counted(
+        pairs
+            .into_iter()
+            .map(|(c, is_match)| (c, u64::from(is_match), u64::from(!is_match))),
+    )
+}
+
+/// [`estimate_weights`] from a histogram: each distinct comparison with its numbers of true
+/// matches and of non-matches (what a streaming pass over millions of pairs produces).
+pub fn estimate_weights_counted<I>(histogram: I) -> [[f64; LEVELS]; 6]
+where
+    I: IntoIterator<Item = (Comparison, u64, u64)>,
+{
     let mut m = [[1u64; LEVELS]; 6];
     let mut u = [[1u64; LEVELS]; 6];
-    for (c, is_match) in pairs {
+    for (c, matches, non_matches) in histogram {
         for (f, &l) in c.levels.iter().enumerate() {
-            if is_match {
-                m[f][l as usize] += 1;
-            } else {
-                u[f][l as usize] += 1;
-            }
+            m[f][l as usize] += matches;
+            u[f][l as usize] += non_matches;
         }
     }
     let mut w = [[0.0; LEVELS]; 6];
@@ -358,4 +403,194 @@ pub fn choose_thresholds(
         matches[idx.min(matches.len() - 1)].min(link)
     };
     (link, review)
+}
+
+/// [`choose_thresholds`] from a histogram of scores: `(score, may_link, matches, non_matches)`.
+pub fn choose_thresholds_counted(
+    scored: &mut [(f64, bool, u64, u64)],
+    margin: f64,
+    review_recall: f64,
+) -> (f64, f64) {
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let max_non_match = scored
+        .iter()
+        .filter(|(_, may_link, _, n)| *may_link && *n > 0)
+        .map(|(s, _, _, _)| *s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let link = max_non_match + margin;
+    let total: u64 = scored.iter().map(|(_, _, m, _)| m).sum();
+    if total == 0 {
+        return (link, link);
+    }
+    let idx = ((1.0 - review_recall) * total as f64).floor() as u64;
+    let idx = idx.min(total - 1);
+    let mut seen = 0;
+    let mut review = link;
+    for (s, _, m, _) in scored.iter() {
+        seen += m;
+        if seen > idx {
+            review = *s;
+            break;
+        }
+    }
+    (link, review.min(link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sex;
+
+    /// A record's features with no used name, INS not retrieved from INSi.
+    fn record(
+        birth_name: &str,
+        first_names: &[&str],
+        date: (i32, u8, u8),
+        birthplace: Option<&str>,
+        ins: Option<&str>,
+    ) -> MatchRecord {
+        let first = first_first_name(first_names);
+        MatchRecord {
+            birth_joined: surname_joined(birth_name),
+            birth_core: surname_core(birth_name),
+            birth_phonetic: phonetic(&surname_core(birth_name)),
+            used_joined: None,
+            used_phonetic: None,
+            first_phonetic: phonetic(&first),
+            first_first: first,
+            first_words: first_name_words(first_names),
+            other_first_names: first_names[1..].iter().map(|n| surname_joined(n)).collect(),
+            birth_date: Date::from_calendar_date(
+                date.0,
+                time::Month::try_from(date.1).unwrap(),
+                date.2,
+            )
+            .unwrap(),
+            sex: Sex::Female,
+            birthplace: birthplace.map(str::to_string),
+            ins: ins.map(str::to_string),
+            ins_retrieved: false,
+            fictitious: false,
+            homonym: false,
+        }
+    }
+
+    const INS: &str = "290102905100129";
+    const OTHER_INS: &str = "290102905100226";
+
+    fn decision(a: &MatchRecord, b: &MatchRecord) -> (Decision, Comparison) {
+        let (d, _, c) = MatchConfig::default().decide(a, b);
+        (d, c)
+    }
+
+    #[test]
+    fn twins_with_close_first_names_are_not_linked() {
+        let marie = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        // The twin's record has no INS: everything but the first name agrees.
+        let marina = record("Le Goff", &["Marina"], (1990, 10, 10), Some("29019"), None);
+        let (d, c) = decision(&marie, &marina);
+        assert_eq!(c.levels[1], FIRST_NAMES_OTHER_CLOSE_NAME);
+        assert!(!MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Review, "{c:?}");
+        // With both INS, they differ: not a link either.
+        let marina = record(
+            "Le Goff",
+            &["Marina"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(OTHER_INS),
+        );
+        assert_ne!(decision(&marie, &marina).0, Decision::Link);
+        // `LENA` / `LINA`: one letter apart, but two real names.
+        let lena = record("Le Goff", &["Léna"], (2015, 1, 3), Some("29019"), None);
+        let lina = record("Le Goff", &["Lina"], (2015, 1, 3), Some("29019"), Some(INS));
+        let (d, c) = decision(&lena, &lina);
+        assert_eq!(c.levels[1], FIRST_NAMES_OTHER_CLOSE_NAME);
+        assert_ne!(d, Decision::Link);
+    }
+
+    #[test]
+    fn two_close_real_names_with_the_same_ins_link() {
+        let a = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        let b = record(
+            "Le Goff",
+            &["Marina"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        let (d, c) = decision(&a, &b);
+        assert!(MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Link);
+    }
+
+    #[test]
+    fn a_one_letter_typo_in_the_first_name_links() {
+        let a = record(
+            "Le Goff",
+            &["Marie"],
+            (1990, 10, 10),
+            Some("29019"),
+            Some(INS),
+        );
+        // Same INS on both sides.
+        let b = record("LE GOFF", &["MARXIE"], (1990, 10, 10), None, Some(INS));
+        let (d, c) = decision(&a, &b);
+        assert_eq!(c.levels[1], FIRST_NAMES_MISSPELT);
+        assert_eq!(d, Decision::Link, "{c:?}");
+        // INS missing on one side, birthplace agreeing: the score decides, and links.
+        let b = record("LE GOFF", &["MARXIE"], (1990, 10, 10), Some("29019"), None);
+        assert_eq!(decision(&a, &b).0, Decision::Link);
+    }
+
+    #[test]
+    fn without_birthplace_nor_ins_only_identical_traits_link() {
+        let a = record(
+            "Brun",
+            &["Christophe", "Jean-Noël"],
+            (1976, 3, 24),
+            None,
+            None,
+        );
+        let b = record(
+            "Brun",
+            &["Christophe"],
+            (1976, 3, 24),
+            Some("29019"),
+            Some(INS),
+        );
+        let (d, c) = decision(&a, &b);
+        assert_eq!(c.levels[4..], [MISSING, MISSING]);
+        assert!(!MatchConfig::may_link(&c));
+        assert_eq!(d, Decision::Review, "{c:?}");
+        let b = record(
+            "BRUN",
+            &["CHRISTOPHE", "JEAN NOEL"],
+            (1976, 3, 24),
+            None,
+            Some(INS),
+        );
+        assert_eq!(decision(&a, &b).0, Decision::Link);
+        // A misspelt first name with both traits missing: review.
+        let b = record(
+            "Brun",
+            &["Christohpe", "Jean-Noël"],
+            (1976, 3, 24),
+            None,
+            Some(INS),
+        );
+        assert_eq!(decision(&a, &b).0, Decision::Review);
+    }
 }
