@@ -57,5 +57,11 @@ if want match; then
         echo "== \$match at $persons persons, $backend"
         /usr/bin/time -f "load peak RSS %M KiB" "$bench" load "$url" "$persons" 1
         "$bench" match "$url" "$persons" 1 2000
+        if [ "$backend" = postgres ]; then
+            echo "database size: $(psql -tAq "$url" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+            psql -tAq "$url" -c "SELECT 'golden records: ' || COUNT(*) FROM identity_patient WHERE merged_into IS NULL"
+        else
+            echo "database size: $(du -sh "$work"/match.db* | awk '{print $1}' | paste -sd+)"
+        fi
     done
 fi
