@@ -12,6 +12,7 @@ mod db;
 pub mod fhir;
 pub mod hl7;
 pub mod mllp;
+pub mod review;
 pub mod search;
 
 /// The identity domain crate, for callers of the index (its types appear in this API).
