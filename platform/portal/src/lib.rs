@@ -8,7 +8,9 @@
 
 use askama::Template;
 
+mod patients;
 mod texts;
+pub use patients::*;
 pub use texts::{Lang, Texts};
 
 pub const CSS: &str = include_str!("../static/portal.css");
@@ -27,6 +29,11 @@ pub struct Tile {
 pub struct UserBar {
     pub display_name: String,
     pub is_admin: bool,
+    /// May open the patient pages (a professional or identity-vigilance staff; the pages
+    /// themselves still ask for a second factor).
+    pub patients: bool,
+    /// Identity-vigilance staff: the review queue.
+    pub identity_staff: bool,
     pub csrf: String,
 }
 
@@ -193,6 +200,8 @@ mod tests {
             user: Some(UserBar {
                 display_name: "Dr Anne Le Goff".into(),
                 is_admin: false,
+                patients: true,
+                identity_staff: false,
                 csrf: "c".into(),
             }),
             tiles: vec![Tile {
