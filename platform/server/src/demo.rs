@@ -1,7 +1,8 @@
 //! The documented demo region (`--demo`): organisations, practitioners, accounts with known
-//! passwords (printed in the start banner), applications and their grants. Seeding is idempotent:
-//! a restart keeps what exists. Test mode uses the same practitioners so that end-to-end tests
-//! log in as documented users.
+//! passwords (printed in the start banner), applications and their grants, and a population of
+//! patients fed by three hospitals (see [`patients`]). Seeding is idempotent: a restart keeps
+//! what exists. Test mode uses the same practitioners so that end-to-end tests log in as
+//! documented users.
 
 use std::sync::Arc;
 
@@ -50,6 +51,15 @@ pub const USERS: &[DemoUser] = &[
         national_id: Some("810007654321"),
         organisation: None,
         roles: &["clinician"],
+    },
+    DemoUser {
+        username: "identito",
+        password: "Demo-Identito-Vannes-56!",
+        kind: AccountKind::Staff,
+        display_name: "Cellule régionale d'identitovigilance",
+        national_id: None,
+        organisation: None,
+        roles: &["identity"],
     },
     DemoUser {
         username: "secretariat.rennes",
@@ -173,4 +183,331 @@ pub async fn seed(auth: &Auth, public_url: &str) -> Result<(), AuthError> {
         .await?;
     }
     Ok(())
+}
+
+pub mod patients {
+    //! The demo population: about forty patients as the identity feeds of three hospitals
+    //! (CHU de Rennes, CHU de Brest, CH de Vannes) send them, through the same
+    //! [`PatientIndex::apply`] as the MLLP and FHIR feeds, so that matching decides as it would
+    //! in production. Each message has a redelivery key: a second start applies nothing again,
+    //! and what a person decided in the meantime (a merge undone, a review closed) stays.
+    //!
+    //! What it shows (documented in `docs/clinician-guide.md`):
+    //! - LE GALL Maëlys, LE BIHAN Hélène: records of several hospitals linked automatically;
+    //! - KERGUELEN Yves: linked on the same INS retrieved from INSi, a qualified identity whose INS
+    //!   is shown;
+    //! - TANGUY Soizic: linked, with a disagreement on the birthplace between two hospitals;
+    //! - LE ROUX Gwenaël (a mistyped birth date), PRIGENT/GUILLOU Annick (the used name typed as
+    //!   birth name), CADIOU Erwan (no birthplace): three possible duplicates in review;
+    //! - HAMON Bernadette: two records of the CH de Vannes merged by the hospital (A40), to undo;
+    //! - LE DUFF Tristan and Gurvan: twins, kept apart; LE GOFF Marie: two homonyms;
+    //! - ANONYME: a fictitious identity (FICTI), never linked; BRANELLEC Solenn: doubtful (DOUTE).
+
+    use megalis_audit::Actor;
+    use megalis_identity_index::identity::{
+        Attributes, Demographics, IdentityStatus, Ins, Sex, SourceId, SourceRecord, StrictTraits,
+        ins,
+    };
+    use megalis_identity_index::{Applied, Change, IndexError, MessageKey, PatientIndex};
+
+    /// The demo hospitals: assigning authority OID (`1.2.250.1.71.4.2.2.` + FINESS), name,
+    /// HL7 sender.
+    pub const HOSPITALS: [(&str, &str, &str); 3] = [
+        (
+            "1.2.250.1.71.4.2.2.359999001",
+            "CHU de Rennes",
+            "DXCARE|CHU_RENNES",
+        ),
+        (
+            "1.2.250.1.71.4.2.2.299999001",
+            "CHU de Brest",
+            "ORBIS|CHU_BREST",
+        ),
+        (
+            "1.2.250.1.71.4.2.2.569999001",
+            "CH de Vannes",
+            "HOPITAL_MANAGER|CH_VANNES",
+        ),
+    ];
+    const RENNES: usize = 0;
+    const BREST: usize = 1;
+    const VANNES: usize = 2;
+
+    /// 2026-01-05 00:00 UTC: the demo records' first update, one day apart each.
+    const BASE_US: i64 = 1_767_571_200_000_000;
+    const DAY_US: i64 = 86_400_000_000;
+
+    /// One record as a hospital sends it.
+    struct P {
+        hospital: usize,
+        ipp: &'static str,
+        birth_name: &'static str,
+        first_names: &'static [&'static str],
+        birth_date: (i32, u8, u8),
+        sex: Sex,
+        birthplace: Option<&'static str>,
+        status: IdentityStatus,
+        used_name: Option<&'static str>,
+        /// The INS order number (3 digits): the INS is built from sex, birth year and month,
+        /// birthplace and this, under the demonstration OID.
+        ins_order: Option<&'static str>,
+        /// The birthplace the INS was built from, when the record's own is wrong.
+        ins_place: Option<&'static str>,
+        attributes: Attributes,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn p(
+        hospital: usize,
+        ipp: &'static str,
+        birth_name: &'static str,
+        first_names: &'static [&'static str],
+        birth_date: (i32, u8, u8),
+        sex: Sex,
+        birthplace: Option<&'static str>,
+        status: IdentityStatus,
+    ) -> P {
+        P {
+            hospital,
+            ipp,
+            birth_name,
+            first_names,
+            birth_date,
+            sex,
+            birthplace,
+            status,
+            used_name: None,
+            ins_order: None,
+            ins_place: None,
+            attributes: Attributes::default(),
+        }
+    }
+
+    impl P {
+        fn used(mut self, name: &'static str) -> Self {
+            self.used_name = Some(name);
+            self
+        }
+        fn ins(mut self, order: &'static str) -> Self {
+            self.ins_order = Some(order);
+            self
+        }
+        /// An INS built from another birthplace than the record's (a mistyped birthplace).
+        fn ins_born(mut self, place: &'static str, order: &'static str) -> Self {
+            self.ins_place = Some(place);
+            self.ins_order = Some(order);
+            self
+        }
+        fn fictitious(mut self) -> Self {
+            self.attributes.fictitious = true;
+            self
+        }
+        fn doubtful(mut self) -> Self {
+            self.attributes.doubtful = true;
+            self
+        }
+        fn homonym(mut self) -> Self {
+            self.attributes.homonym = true;
+            self
+        }
+
+        fn record(&self, n: usize) -> Result<SourceRecord, IndexError> {
+            let (y, m, d) = self.birth_date;
+            let month = time::Month::try_from(m)
+                .map_err(|e| IndexError::Corrupt(format!("demo month: {e}")))?;
+            let birth_date = time::Date::from_calendar_date(y, month, d)
+                .map_err(|e| IndexError::Corrupt(format!("demo date: {e}")))?;
+            let ins = match (self.ins_order, self.ins_place.or(self.birthplace)) {
+                (Some(order), Some(place)) => {
+                    let sex = if self.sex == Sex::Female { '2' } else { '1' };
+                    let number = format!("{sex}{:02}{m:02}{place}{order}", y % 100);
+                    Some(Ins::parse(&ins::with_key(&number)?, ins::OID_DEMO, true)?)
+                }
+                _ => None,
+            };
+            Ok(SourceRecord {
+                id: SourceId {
+                    authority: HOSPITALS[self.hospital].0.to_string(),
+                    local_id: self.ipp.to_string(),
+                },
+                ins,
+                demographics: Demographics {
+                    traits: StrictTraits {
+                        birth_name: self.birth_name.to_string(),
+                        birth_first_names: self.first_names.iter().map(|s| s.to_string()).collect(),
+                        birth_date,
+                        sex: self.sex,
+                        birthplace: self.birthplace.map(str::to_string),
+                    },
+                    used_name: self.used_name.map(str::to_string),
+                    used_first_name: None,
+                    address: None,
+                    telecom: None,
+                },
+                status: self.status,
+                attributes: self.attributes,
+                updated_us: BASE_US + DAY_US * n as i64,
+            })
+        }
+    }
+
+    /// The records, in the order the hospitals send them.
+    #[rustfmt::skip]
+    fn records() -> Vec<P> {
+        use IdentityStatus::{Prov, Qual, Recup, Vali};
+        use Sex::{Female as F, Male as M, Unknown as U};
+        vec![
+            // Patients known to one hospital.
+            p(RENNES, "35100001", "GUILLOUX", &["Nolwenn"], (1984, 7, 21), F, Some("35238"), Vali),
+            p(RENNES, "35100002", "PERRIN", &["Mathieu", "Louis"], (1971, 11, 2), M, Some("35288"), Prov),
+            p(RENNES, "35100003", "ROUAULT", &["Claire"], (1993, 4, 17), F, Some("35238"), Qual).ins("201"),
+            p(RENNES, "35100004", "BERTHELOT", &["Hervé"], (1949, 12, 30), M, Some("35238"), Vali),
+            p(RENNES, "35100005", "LEMOINE", &["Chantal"], (1956, 8, 8), F, None, Prov).used("DUVAL"),
+            p(RENNES, "35100006", "HUBERT", &["Lucas"], (2019, 2, 25), M, Some("35238"), Prov),
+            p(RENNES, "35100007", "GICQUEL", &["Armelle"], (1967, 5, 13), F, Some("22278"), Recup).ins("088"),
+            p(RENNES, "35100008", "FOUCAULT", &["Pierre"], (1938, 3, 3), M, Some("44109"), Vali),
+            p(RENNES, "35100020", "DANIEL", &["Maryvonne"], (1941, 4, 22), F, Some("35238"), Vali),
+            p(BREST, "29200001", "QUÉMÉNER", &["Goulven"], (1979, 9, 9), M, Some("29019"), Qual).ins("154"),
+            p(BREST, "29200002", "LE BRIS", &["Katell"], (1988, 1, 19), F, Some("29232"), Vali),
+            p(BREST, "29200003", "PAUGAM", &["Yann"], (1962, 6, 26), M, Some("29151"), Prov),
+            p(BREST, "29200004", "CALVEZ", &["Rozenn"], (2001, 10, 5), F, Some("29019"), Recup).ins("311"),
+            p(BREST, "29200005", "LE GUEN", &["Marie-Thérèse", "Jeanne"], (1944, 2, 11), F, Some("29019"), Vali).used("ABGRALL"),
+            p(BREST, "29200006", "MADEC", &["Ewen"], (2015, 12, 1), M, Some("29019"), Prov),
+            p(BREST, "29200014", "CARIOU", &["Tifenn"], (1986, 7, 7), F, Some("29019"), Prov),
+            p(BREST, "29200007", "BRANELLEC", &["Solenn"], (1975, 3, 28), F, Some("29232"), Prov).doubtful(),
+            p(VANNES, "56300001", "JAFFRÉ", &["Gwendal"], (1982, 8, 14), M, Some("56260"), Vali),
+            p(VANNES, "56300002", "LE PORT", &["Anne-Laure"], (1990, 11, 23), F, Some("56121"), Qual).ins("067"),
+            p(VANNES, "56300003", "EVENO", &["Joseph"], (1931, 7, 4), M, Some("56007"), Prov),
+            p(VANNES, "56300004", "GUYOMARD", &["Lénaïg"], (1998, 5, 30), F, Some("56260"), Vali),
+            p(VANNES, "56300005", "NICOLAS", &["Maurice"], (1953, 1, 9), M, Some("56121"), Recup).ins("140"),
+            p(VANNES, "56300006", "ROBIC", &["Sandrine"], (1970, 10, 16), F, Some("56260"), Prov).used("LE TOUZO"),
+            p(VANNES, "56300013", "LE CORRE", &["Nathalie"], (1968, 12, 19), F, Some("56121"), Vali),
+            p(VANNES, "56300014", "MAHÉ", &["Gaëlle"], (2005, 2, 14), F, Some("56260"), Prov),
+            // Two homonyms: same names, different persons (HOMON: never linked without a person).
+            p(VANNES, "56300007", "LE GOFF", &["Marie"], (1985, 3, 12), F, Some("56260"), Vali).homonym(),
+            p(RENNES, "35100009", "LE GOFF", &["Marie"], (1979, 6, 2), F, Some("35238"), Vali).homonym(),
+            // Linked automatically: the same traits in two hospitals.
+            p(RENNES, "35100010", "LE GALL", &["Maëlys"], (1996, 2, 7), F, Some("35238"), Vali),
+            p(BREST, "29200008", "LE GALL", &["Maëlys"], (1996, 2, 7), F, Some("35238"), Vali),
+            // Linked on the same INS retrieved from INSi; qualified in Rennes: the INS is shown.
+            p(BREST, "29200009", "KERGUELEN", &["Yves", "Marie"], (1950, 4, 18), M, Some("29151"), Recup).ins("042"),
+            p(RENNES, "35100011", "KERGUELEN", &["Yves", "Marie"], (1950, 4, 18), M, Some("29151"), Qual).ins("042"),
+            // Linked (same INS typed from the carte Vitale), the birthplace disagrees: a conflict.
+            p(VANNES, "56300008", "TANGUY", &["Soizic"], (1958, 3, 12), F, Some("56260"), Qual).ins("117"),
+            p(RENNES, "35100012", "TANGUY", &["Soizic"], (1958, 3, 12), F, Some("56121"), Prov).ins_born("56260", "117"),
+            // Accents, case and spaces do not matter: three hospitals, one patient.
+            p(RENNES, "35100013", "Le Bihan", &["Hélène"], (1973, 9, 24), F, Some("22113"), Vali),
+            p(VANNES, "56300009", "LE BIHAN", &["HELENE"], (1973, 9, 24), F, Some("22113"), Vali),
+            p(BREST, "29200010", "LEBIHAN", &["Helene"], (1973, 9, 24), F, Some("22113"), Prov),
+            // Possible duplicates for a person to decide: a mistyped birth date…
+            p(RENNES, "35100014", "LE ROUX", &["Gwenaël"], (1975, 6, 4), M, Some("35238"), Vali),
+            p(BREST, "29200011", "LE ROUX", &["Gwenaël"], (1975, 6, 14), M, Some("35238"), Prov),
+            // …the used name typed as birth name…
+            p(RENNES, "35100015", "PRIGENT", &["Annick"], (1962, 9, 30), F, Some("22278"), Vali).used("GUILLOU"),
+            p(VANNES, "56300010", "GUILLOU", &["Annick"], (1962, 9, 30), F, Some("22278"), Prov),
+            // …no birthplace on one side.
+            p(BREST, "29200012", "CADIOU", &["Erwan"], (1990, 1, 15), M, Some("29019"), Vali),
+            p(RENNES, "35100016", "CADIOU", &["Erwan"], (1990, 1, 15), M, None, Prov),
+            // Twins: same name, date and birthplace, different first names: never linked.
+            p(RENNES, "35100017", "LE DUFF", &["Tristan"], (2012, 5, 9), M, Some("35238"), Vali),
+            p(RENNES, "35100018", "LE DUFF", &["Gurvan"], (2012, 5, 9), M, Some("35238"), Vali),
+            p(BREST, "29200013", "LE DUFF", &["Tristan"], (2012, 5, 9), M, Some("35238"), Vali),
+            // Two records of one patient in Vannes (a typo at admission), merged by the hospital.
+            p(VANNES, "56300011", "HAMON", &["Bernadette"], (1947, 11, 20), F, Some("56260"), Vali),
+            p(VANNES, "56300012", "HAMON", &["Bernadete"], (1947, 11, 21), F, None, Prov),
+            // Anonymous care: a fictitious identity.
+            p(RENNES, "35100019", "ANONYME", &["Urgences"], (1980, 1, 1), U, None, Prov).fictitious(),
+        ]
+    }
+
+    /// The name of a demo hospital's assigning authority.
+    pub fn authority_name(oid: &str) -> Option<&'static str> {
+        HOSPITALS.iter().find(|h| h.0 == oid).map(|h| h.1)
+    }
+
+    /// Feeds the demo population; returns how many messages were applied now (0 on a restart).
+    pub async fn seed(index: &PatientIndex) -> Result<usize, IndexError> {
+        let mut applied = 0;
+        for (n, person) in records().iter().enumerate() {
+            let (_, _, sender) = HOSPITALS[person.hospital];
+            let actor = Actor::new(sender);
+            let control_id = format!("DEMO-{}", person.ipp);
+            let change = Change::Upsert(person.record(n)?);
+            let key = MessageKey {
+                sender,
+                control_id: &control_id,
+                ack: "MSA|AA|demo",
+            };
+            if let Applied::Done(_) = index.apply(&actor, &[change], Some(key)).await? {
+                applied += 1;
+            }
+        }
+        // The CH de Vannes merges its two records of HAMON Bernadette (ADT A40).
+        let (vannes, _, sender) = HOSPITALS[VANNES];
+        let source = |ipp: &str| SourceId {
+            authority: vannes.to_string(),
+            local_id: ipp.to_string(),
+        };
+        let merge = Change::MergeSources {
+            survivor: source("56300011"),
+            merged: source("56300012"),
+        };
+        let key = MessageKey {
+            sender,
+            control_id: "DEMO-A40-56300012",
+            ack: "MSA|AA|demo",
+        };
+        if let Applied::Done(_) = index
+            .apply(&Actor::new(sender), &[merge], Some(key))
+            .await?
+        {
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn every_demo_record_is_valid() {
+            let today = time::macros::date!(2026 - 11 - 25);
+            let records = records();
+            for (n, p) in records.iter().enumerate() {
+                let r = p.record(n).unwrap();
+                r.validate(today)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.ipp));
+                assert_eq!(r.ins.is_some(), p.ins_order.is_some(), "{}", p.ipp);
+            }
+            let mut ipps: Vec<_> = records.iter().map(|p| (p.hospital, p.ipp)).collect();
+            ipps.sort();
+            ipps.dedup();
+            assert_eq!(ipps.len(), records.len(), "one record per IPP");
+        }
+    }
+}
+
+/// The demo population is fed once the database is ready (after migrations and the accounts'
+/// seeding), in the background: the patient pages show it a moment after `/readyz` says ready.
+pub fn seed_patients_when_ready(state: crate::http::AppState) {
+    tokio::spawn(async move {
+        use std::sync::atomic::Ordering;
+        while !state.migrated.load(Ordering::Acquire) {
+            if state.shutting_down.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        match patients::seed(&state.identity).await {
+            // Zero on a restart: every message was applied before.
+            Ok(n) => tracing::info!(messages_applied = n, "demo patients fed"),
+            Err(e) => tracing::error!(error = %e, "demo patients could not be fed"),
+        }
+    });
+}
+
+/// The name of a demo hospital's assigning authority (the portal shows it instead of the OID).
+pub fn authority_name(oid: &str) -> Option<&'static str> {
+    patients::authority_name(oid)
 }

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod oauth;
 pub mod patient_access;
 pub mod patient_fhir;
+pub mod patients_portal;
 pub mod portal;
 pub mod problem;
 mod testing;
@@ -424,6 +425,9 @@ pub fn router(state: AppState) -> Router {
     app = app.merge(fhir::routes()).merge(patient_fhir::routes());
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
+    }
+    if settings.mode == Mode::Demo {
+        crate::demo::seed_patients_when_ready(state.clone());
     }
     with_front_layers(app, state)
 }

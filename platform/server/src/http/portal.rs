@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/apps/{application}/", get(application))
         .route("/static/portal.css", get(css))
         .route("/static/portal.js", get(js))
+        .merge(super::patients_portal::routes())
 }
 
 #[derive(Deserialize, Default)]
@@ -59,7 +60,7 @@ fn texts(q: &LangQuery, headers: &HeaderMap) -> &'static Texts {
     Texts::of(Lang::negotiate(q.lang.as_deref(), accept))
 }
 
-fn page(t: impl Template) -> Result<Response, ApiError> {
+pub(super) fn page(t: impl Template) -> Result<Response, ApiError> {
     let body = t.render().map_err(|e| {
         tracing::error!(error = %e, "template");
         ApiError::internal()
@@ -70,11 +71,20 @@ fn page(t: impl Template) -> Result<Response, ApiError> {
     Ok(r)
 }
 
-fn user_bar(p: &Principal) -> Option<UserBar> {
+pub(super) fn user_bar(p: &Principal) -> Option<UserBar> {
     let s = p.session.as_ref()?;
+    // The patient pages are offered to those the access rule lets in once they use a second
+    // factor; the pages themselves explain how to add one.
+    let with_second_factor = Principal {
+        second_factor: true,
+        ..p.clone()
+    };
+    use super::patient_access::{IdentityUse, refusal};
     Some(UserBar {
         display_name: p.display_name.clone().unwrap_or_else(|| p.subject.clone()),
         is_admin: p.is_admin(),
+        patients: refusal(&with_second_factor, IdentityUse::Read).is_none(),
+        identity_staff: refusal(&with_second_factor, IdentityUse::Manage).is_none(),
         csrf: s.csrf_token.clone(),
     })
 }
@@ -88,14 +98,16 @@ pub(super) fn safe_next(next: Option<&str>) -> String {
 }
 
 /// The session of a signed-in user, or the redirect to the login page.
-fn require_session(p: &Principal) -> Result<&megalis_auth::principal::SessionRef, Box<Response>> {
+pub(super) fn require_session(
+    p: &Principal,
+) -> Result<&megalis_auth::principal::SessionRef, Box<Response>> {
     match (&p.kind, &p.session) {
         (PrincipalKind::User, Some(s)) => Ok(s),
         _ => Err(Box::new(Redirect::to("/login").into_response())),
     }
 }
 
-fn check_csrf(p: &Principal, submitted: &str) -> Result<(), ApiError> {
+pub(super) fn check_csrf(p: &Principal, submitted: &str) -> Result<(), ApiError> {
     let ok = p.session.as_ref().is_some_and(|s| {
         !submitted.is_empty()
             && megalis_auth::session::Session::csrf_matches(&s.csrf_token, submitted)
