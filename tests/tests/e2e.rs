@@ -12,6 +12,7 @@ mod e2e {
     pub mod http;
     pub mod identity;
     pub mod patient_fhir;
+    pub mod patients;
     pub mod plugins;
     pub mod postgres;
     pub mod psc;

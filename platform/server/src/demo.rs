@@ -54,11 +54,11 @@ pub const USERS: &[DemoUser] = &[
     },
     DemoUser {
         username: "identito",
-        password: "Demo-Identito-Vannes-56!",
+        password: "Demo-Vigilance-Vannes-56!",
         kind: AccountKind::Staff,
-        display_name: "Cellule régionale d'identitovigilance",
+        display_name: "Cellule d'identitovigilance, Rennes",
         national_id: None,
-        organisation: None,
+        organisation: Some(ORG_RENNES),
         roles: &["identity"],
     },
     DemoUser {
@@ -183,6 +183,26 @@ pub async fn seed(auth: &Auth, public_url: &str) -> Result<(), AuthError> {
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_accounts_meet_the_account_rules() {
+        for u in USERS {
+            megalis_auth::password::check_policy(u.password, u.username)
+                .unwrap_or_else(|e| panic!("{}: {e}", u.username));
+            if u.kind == AccountKind::Staff {
+                assert!(
+                    u.organisation.is_some(),
+                    "{}: staff need an organisation",
+                    u.username
+                );
+            }
+        }
+    }
 }
 
 pub mod patients {
