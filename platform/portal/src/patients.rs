@@ -746,3 +746,182 @@ pub static PATIENTS_EN: PatientTexts = PatientTexts {
         "patient id changed",
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Lang;
+
+    fn user() -> Option<UserBar> {
+        Some(UserBar {
+            display_name: "Cellule".into(),
+            is_admin: false,
+            patients: true,
+            identity_staff: true,
+            csrf: "tok".into(),
+        })
+    }
+
+    fn badge() -> Badge {
+        Badge {
+            code: "PROV",
+            label: "Provisoire",
+            help: "aide",
+        }
+    }
+
+    fn comparison() -> Comparison {
+        Comparison {
+            caption: "Tâche 1".into(),
+            left_title: "Dossier".into(),
+            left_link: "/patients/A".into(),
+            right_title: "Candidat".into(),
+            right_link: "/patients/B".into(),
+            rows: vec![
+                CompareRow {
+                    label: "Nom de naissance",
+                    left: "<b>LE ROUX</b>".into(),
+                    right: "LE ROUX".into(),
+                    differs: false,
+                    comparison: "identique".into(),
+                },
+                CompareRow {
+                    label: "Date de naissance",
+                    left: "04/06/1975".into(),
+                    right: "14/06/1975".into(),
+                    differs: true,
+                    comparison: "un chiffre diffère".into(),
+                },
+            ],
+        }
+    }
+
+    fn assert_accessible(html: &str) {
+        assert!(!html.contains("<b>LE ROUX"), "input escaped");
+        assert!(!html.contains(" style="), "no inline style (CSP)");
+        assert_eq!(html.matches("<h1").count(), 1, "one h1");
+        assert!(html.contains("href=\"#contenu\""), "skip link");
+        assert!(!html.contains("<th>"), "every th has a scope");
+        let th = html.matches("<th ").count();
+        let scoped = html.matches("<th scope=\"").count();
+        assert_eq!(th, scoped, "every th has a scope");
+        assert_eq!(
+            html.matches("<table").count(),
+            html.matches("<caption>").count(),
+            "every table has a caption"
+        );
+    }
+
+    #[test]
+    fn patient_page_hides_unqualified_ins_and_offers_staff_actions() {
+        for lang in [Lang::Fr, Lang::En] {
+            let t = Texts::of(lang);
+            let pt = PatientTexts::of(t);
+            let page = |staff: bool, ins: Option<String>, withheld: bool| {
+                PatientDetailPage {
+                    t,
+                    pt,
+                    user: user(),
+                    csrf: "tok".into(),
+                    regional_id: "BZH00000000019".into(),
+                    merged_into: None,
+                    fields: vec![Field {
+                        label: pt.birth_name,
+                        value: "<b>LE ROUX</b>".into(),
+                    }],
+                    status: badge(),
+                    attributes: vec![],
+                    ins,
+                    ins_withheld: withheld,
+                    conflicts: vec![ConflictView {
+                        field: pt.birthplace,
+                        values: vec![("56260".into(), "CH de Vannes 1".into())],
+                    }],
+                    sources: vec![],
+                    merges: vec![MergeView {
+                        id: 3,
+                        survivor: "BZH00000000019".into(),
+                        merged: "BZH00000000024".into(),
+                        moved: "CH de Vannes 2".into(),
+                        when: "hier".into(),
+                        by: "x".into(),
+                        undone: None,
+                    }],
+                    staff,
+                    notice: None,
+                }
+                .render()
+                .unwrap()
+            };
+            let staff = page(true, None, true);
+            assert_accessible(&staff);
+            assert!(staff.contains(&format!("<html lang=\"{}\">", lang.code())));
+            assert!(staff.contains(pt.ins_withheld.split('\'').next().unwrap()));
+            assert!(staff.contains("/identity/merges/3/unmerge"));
+            assert!(staff.contains("for=\"other\"") && staff.contains("id=\"other\""));
+            assert!(
+                staff.contains("href=\"/identity/reviews\""),
+                "staff navigation"
+            );
+            let clinician = page(false, Some("169022901912345".into()), false);
+            assert!(clinician.contains("169022901912345"));
+            assert!(!clinician.contains("/unmerge") && !clinician.contains("id=\"other\""));
+        }
+    }
+
+    #[test]
+    fn confirmation_needs_its_own_form_with_the_token() {
+        let t = Texts::of(Lang::Fr);
+        let pt = PatientTexts::of(t);
+        let html = ConfirmPage {
+            t,
+            pt,
+            user: user(),
+            csrf: "tok".into(),
+            title: pt.confirm_same_title,
+            intro: pt.confirm_same_intro,
+            comparison: comparison(),
+            extra: vec![],
+            action: "/identity/reviews/1".into(),
+            hidden: vec![("decision", "same".into())],
+            button: pt.confirm_button,
+            cancel: "/identity/reviews/1".into(),
+            alternative: None,
+        }
+        .render()
+        .unwrap();
+        assert_accessible(&html);
+        assert!(html.contains("method=\"post\" action=\"/identity/reviews/1\""));
+        assert!(html.contains("name=\"csrf\" value=\"tok\""));
+        assert!(html.contains("name=\"decision\" value=\"same\""));
+        assert!(html.contains("class=\"differs\"") && html.contains("≠ Différent"));
+        let review = ReviewDetailPage {
+            t,
+            pt,
+            user: user(),
+            id: 1,
+            open: true,
+            state: String::new(),
+            score: "11,8".into(),
+            reason: pt.reason_possible.into(),
+            comparison: comparison(),
+            note: None,
+        }
+        .render()
+        .unwrap();
+        assert_accessible(&review);
+        // The decision buttons only open the confirmation page (GET): no change on one click.
+        assert!(!review.contains("method=\"post\" action=\"/identity"));
+        assert!(review.contains("action=\"/identity/reviews/1/confirm\""));
+    }
+
+    #[test]
+    fn texts_for_levels_and_changes() {
+        let pt = &PATIENTS_FR;
+        assert_eq!(pt.level(2, 2), "un chiffre diffère");
+        assert_eq!(pt.level(5, 6), pt.not_given);
+        assert_eq!(pt.change("merge 3"), "fusion n° 3");
+        assert_eq!(pt.change("create"), "création");
+        assert_eq!(PATIENTS_EN.range(21, 23, 23), "Results 21 to 23 of 23");
+    }
+}
