@@ -558,7 +558,7 @@ pub static PATIENTS_FR: PatientTexts = PatientTexts {
         &["identique", "même département", "différent"],
         &["identique", "différent"],
     ],
-    not_given: "non renseigné d'un côté",
+    not_given: "non renseigné",
     changes: [
         "création",
         "rapprochement automatique",
@@ -736,7 +736,7 @@ pub static PATIENTS_EN: PatientTexts = PatientTexts {
         &["same", "same department", "different"],
         &["same", "different"],
     ],
-    not_given: "missing on one side",
+    not_given: "not given",
     changes: [
         "created",
         "linked automatically",
