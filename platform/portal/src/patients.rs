@@ -325,7 +325,7 @@ pub struct PatientTexts {
     /// DOUTE, FICTI, HOMON: label and explanation.
     pub attribute_labels: [(&'static str, &'static str); 3],
     /// Agreement levels per compared field (birth name, first names, birth date, sex,
-    /// birthplace, INS), in the matcher's order; the last word of each is "not given".
+    /// birthplace, INS), in the matcher's order; `not_given` for a value missing on a side.
     pub levels: [&'static [&'static str]; 6],
     pub not_given: &'static str,
     /// Changes in a record's history: create, link, update, merge, unmerge, rename.
