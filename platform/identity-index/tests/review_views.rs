@@ -10,7 +10,7 @@ use megalis_store::Backend;
 use megalis_testkit::fresh_database;
 use time::macros::date;
 
-fn record(ipp: &str, first: &str, birthplace: Option<&str>) -> SourceRecord {
+fn record(ipp: &str, first: &[&str], birthplace: Option<&str>) -> SourceRecord {
     SourceRecord {
         id: SourceId {
             authority: "1.2.250.1.71.4.2.2.290000017".into(),
@@ -20,7 +20,7 @@ fn record(ipp: &str, first: &str, birthplace: Option<&str>) -> SourceRecord {
         demographics: Demographics {
             traits: StrictTraits {
                 birth_name: "CADIOU".into(),
-                birth_first_names: vec![first.into()],
+                birth_first_names: first.iter().map(|f| f.to_string()).collect(),
                 birth_date: date!(1990 - 01 - 15),
                 sex: Sex::Male,
                 birthplace: birthplace.map(str::to_string),
@@ -55,10 +55,10 @@ async fn review_merge_and_version_views() {
         .unwrap();
         let actor = Actor::new("reviewer");
         let mut ids = vec![];
-        // No birthplace on the second record: a possible duplicate, in review.
+        // No birthplace and one first name less on the second record: a possible duplicate.
         for r in [
-            record("B1", "Erwan", Some("29019")),
-            record("B2", "Erwan", None),
+            record("B1", &["Erwan", "Yves"], Some("29019")),
+            record("B2", &["Erwan"], None),
         ] {
             let Applied::Done(effects) = index
                 .apply(&actor, &[Change::Upsert(r)], None)
@@ -88,7 +88,7 @@ async fn review_merge_and_version_views() {
             (m.survivor.as_str(), m.merged.as_str()),
             (ids[0].as_str(), ids[1].as_str())
         );
-        assert_eq!(m.moved, vec![record("B2", "Erwan", None).id]);
+        assert_eq!(m.moved, vec![record("B2", &["Erwan"], None).id]);
         assert!(!m.is_undone() && m.merged_by == "reviewer");
         assert_eq!(index.merges_of(&ids[1]).await.unwrap().len(), 1);
 
@@ -99,7 +99,7 @@ async fn review_merge_and_version_views() {
 
         // Newest first, dated, with the patient of each version.
         let versions = index
-            .source_versions(&record("B2", "Erwan", None).id)
+            .source_versions(&record("B2", &["Erwan"], None).id)
             .await
             .unwrap();
         let changes: Vec<(&str, &str)> = versions

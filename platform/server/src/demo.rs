@@ -218,7 +218,8 @@ pub mod patients {
     //!   is shown;
     //! - TANGUY Soizic: linked, with a disagreement on the birthplace between two hospitals;
     //! - LE ROUX Gwenaël (a mistyped birth date), PRIGENT/GUILLOU Annick (the used name typed as
-    //!   birth name), CADIOU Erwan (no birthplace): three possible duplicates in review;
+    //!   birth name), CADIOU Erwan (one first name instead of two), each with no birthplace on
+    //!   one side: three possible duplicates in review;
     //! - HAMON Bernadette: two records of the CH de Vannes merged by the hospital (A40), to undo;
     //! - LE DUFF Tristan and Gurvan: twins, kept apart; LE GOFF Marie: two homonyms;
     //! - ANONYME: a fictitious identity (FICTI), never linked; BRANELLEC Solenn: doubtful (DOUTE).
@@ -419,22 +420,24 @@ pub mod patients {
             p(RENNES, "35100013", "Le Bihan", &["Hélène"], (1973, 9, 24), F, Some("22113"), Vali),
             p(VANNES, "56300009", "LE BIHAN", &["HELENE"], (1973, 9, 24), F, Some("22113"), Vali),
             p(BREST, "29200010", "LEBIHAN", &["Helene"], (1973, 9, 24), F, Some("22113"), Prov),
-            // Possible duplicates for a person to decide: a mistyped birth date…
+            // Possible duplicates for a person to decide: no birthplace (nor INS) on one side and
+            // a difference in the four traits left: a mistyped birth date…
             p(RENNES, "35100014", "LE ROUX", &["Gwenaël"], (1975, 6, 4), M, Some("35238"), Vali),
-            p(BREST, "29200011", "LE ROUX", &["Gwenaël"], (1975, 6, 14), M, Some("35238"), Prov),
+            p(BREST, "29200011", "LE ROUX", &["Gwenaël"], (1975, 6, 14), M, None, Prov),
             // …the used name typed as birth name…
             p(RENNES, "35100015", "PRIGENT", &["Annick"], (1962, 9, 30), F, Some("22278"), Vali).used("GUILLOU"),
-            p(VANNES, "56300010", "GUILLOU", &["Annick"], (1962, 9, 30), F, Some("22278"), Prov),
-            // …no birthplace on one side.
-            p(BREST, "29200012", "CADIOU", &["Erwan"], (1990, 1, 15), M, Some("29019"), Vali),
+            p(VANNES, "56300010", "GUILLOU", &["Annick"], (1962, 9, 30), F, None, Prov),
+            // …one first name instead of two.
+            p(BREST, "29200012", "CADIOU", &["Erwan", "Yves"], (1990, 1, 15), M, Some("29019"), Vali),
             p(RENNES, "35100016", "CADIOU", &["Erwan"], (1990, 1, 15), M, None, Prov),
             // Twins: same name, date and birthplace, different first names: never linked.
             p(RENNES, "35100017", "LE DUFF", &["Tristan"], (2012, 5, 9), M, Some("35238"), Vali),
             p(RENNES, "35100018", "LE DUFF", &["Gurvan"], (2012, 5, 9), M, Some("35238"), Vali),
             p(BREST, "29200013", "LE DUFF", &["Tristan"], (2012, 5, 9), M, Some("35238"), Vali),
-            // Two records of one patient in Vannes (a typo at admission), merged by the hospital.
+            // Two records of one patient in Vannes (typos at admission, too many to be matched),
+            // merged by the hospital.
             p(VANNES, "56300011", "HAMON", &["Bernadette"], (1947, 11, 20), F, Some("56260"), Vali),
-            p(VANNES, "56300012", "HAMON", &["Bernadete"], (1947, 11, 21), F, None, Prov),
+            p(VANNES, "56300012", "HAMMON", &["Bernadete"], (1947, 11, 21), F, None, Prov),
             // Anonymous care: a fictitious identity.
             p(RENNES, "35100019", "ANONYME", &["Urgences"], (1980, 1, 1), U, None, Prov).fictitious(),
         ]
@@ -489,6 +492,45 @@ pub mod patients {
     #[cfg(test)]
     mod tests {
         use super::*;
+        use megalis_identity_index::identity::matching::{Decision, MatchConfig, MatchRecord};
+
+        /// What the demo shows depends on the matcher's weights and rules: if they change, this
+        /// says which story of the guide no longer holds.
+        #[test]
+        fn the_demo_pairs_decide_as_documented() {
+            use Decision::{Distinct, Link, Review};
+            let records = records();
+            let by_ipp = |ipp: &str| {
+                let (n, p) = records
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.ipp == ipp)
+                    .unwrap_or_else(|| panic!("{ipp}"));
+                MatchRecord::from_source(&p.record(n).unwrap())
+            };
+            let config = MatchConfig::default();
+            let cases = [
+                ("LE GALL", "35100010", "29200008", Link),
+                ("KERGUELEN", "29200009", "35100011", Link),
+                ("TANGUY", "56300008", "35100012", Link),
+                ("LE BIHAN", "35100013", "56300009", Link),
+                ("LEBIHAN", "35100013", "29200010", Link),
+                ("LE ROUX", "35100014", "29200011", Review),
+                ("PRIGENT", "35100015", "56300010", Review),
+                ("CADIOU", "29200012", "35100016", Review),
+                ("twins", "35100017", "35100018", Distinct),
+                ("Tristan", "35100017", "29200013", Link),
+                ("HAMON", "56300011", "56300012", Distinct),
+            ];
+            for (name, a, b, expected) in cases {
+                let (decision, score, c) = config.decide(&by_ipp(a), &by_ipp(b));
+                assert_eq!(
+                    decision, expected,
+                    "{name}: score {score}, levels {:?}",
+                    c.levels
+                );
+            }
+        }
 
         #[test]
         fn every_demo_record_is_valid() {
