@@ -55,6 +55,9 @@ impl MllpSettings {
     }
 }
 
+/// The assigning authorities an authenticated client is bound to, asked by client id.
+pub type AuthoritiesOf = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
+
 /// Who is at the other end of a connection, which decides the assigning authorities whose
 /// identifiers it may feed.
 #[derive(Clone)]
@@ -67,7 +70,7 @@ pub enum Feeder {
     /// unbinding applies at once.
     Client {
         client_id: String,
-        authorities: Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+        authorities: AuthoritiesOf,
     },
     /// A TLS client whose certificate is registered to no (active) client: every message is
     /// refused with this reason.

@@ -550,25 +550,6 @@ pub mod patients {
     }
 }
 
-/// The demo population is fed once the database is ready (after migrations and the accounts'
-/// seeding), in the background: the patient pages show it a moment after `/readyz` says ready.
-pub fn seed_patients_when_ready(state: crate::http::AppState) {
-    tokio::spawn(async move {
-        use std::sync::atomic::Ordering;
-        while !state.migrated.load(Ordering::Acquire) {
-            if state.shutting_down.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        match patients::seed(&state.identity).await {
-            // Zero on a restart: every message was applied before.
-            Ok(n) => tracing::info!(messages_applied = n, "demo patients fed"),
-            Err(e) => tracing::error!(error = %e, "demo patients could not be fed"),
-        }
-    });
-}
-
 /// The name of a demo hospital's assigning authority (the portal shows it instead of the OID).
 pub fn authority_name(oid: &str) -> Option<&'static str> {
     patients::authority_name(oid)

@@ -175,14 +175,28 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
                         fatal.cancel();
                         return;
                     }
-                    if state.settings.mode == Mode::Demo
-                        && let Err(e) =
+                    if state.settings.mode == Mode::Demo {
+                        if let Err(e) =
                             crate::demo::seed(&state.auth, &state.settings.public_url).await
-                    {
-                        tracing::error!(error = %e, "demo region could not be seeded");
-                        *fatal_reason.lock().expect("lock") = "the demo region could not be seeded";
-                        fatal.cancel();
-                        return;
+                        {
+                            tracing::error!(error = %e, "demo region could not be seeded");
+                            *fatal_reason.lock().expect("lock") =
+                                "the demo region could not be seeded";
+                            fatal.cancel();
+                            return;
+                        }
+                        // Before readiness, so the patient pages show the population at once.
+                        match crate::demo::patients::seed(&state.identity).await {
+                            // Zero on a restart: every message was applied before.
+                            Ok(n) => tracing::info!(messages_applied = n, "demo patients fed"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "demo patients could not be fed");
+                                *fatal_reason.lock().expect("lock") =
+                                    "the demo patients could not be fed";
+                                fatal.cancel();
+                                return;
+                            }
+                        }
                     }
                     auth_refresher
                         .lock()
@@ -368,18 +382,6 @@ fn print_banner(settings: &Settings, tls: &http::tls::TlsMaterial, db: &Database
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::host_of;
-
-    #[test]
-    fn host_of_public_urls() {
-        assert_eq!(host_of("https://sante.bzh:8443/x"), "sante.bzh");
-        assert_eq!(host_of("https://[::1]:8443"), "::1");
-        assert_eq!(host_of("https://127.0.0.1"), "127.0.0.1");
-    }
-}
-
 /// The MLLP listener over TLS: the handshake requires a client certificate and proof of its key;
 /// the certificate's thumbprint names the OAuth client (`megalis admin client add
 /// --certificate`), whose assigning-authority bindings decide what it may feed. An unknown
@@ -457,5 +459,17 @@ async fn serve_mllp_tls(
                 tracing::debug!(%peer, error = %e, "MLLP connection ended");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_of_public_urls() {
+        assert_eq!(host_of("https://sante.bzh:8443/x"), "sante.bzh");
+        assert_eq!(host_of("https://[::1]:8443"), "::1");
+        assert_eq!(host_of("https://127.0.0.1"), "127.0.0.1");
     }
 }

@@ -12,6 +12,17 @@ use super::cps::no_redirect_client;
 const RENNES: &str = "1.2.250.1.71.4.2.2.350005179";
 const BREST: &str = "1.2.250.1.71.4.2.2.290000017";
 
+/// A refusal: name, method, path, token, body, expected status, expected FHIRPath.
+type Case<'a> = (
+    &'a str,
+    reqwest::Method,
+    String,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+    Option<&'a str>,
+);
+
 fn python() -> String {
     std::env::var("MEGALIS_PYTHON").expect("MEGALIS_PYTHON is not set (scripts/test.sh sets it)")
 }
@@ -185,15 +196,7 @@ async fn patient_fhir_with_fhirpy_and_refusals() {
         .push(json!({"system": "urn:oid:1.2.250.1.213.1.4.10", "value": ins}));
     let mut no_given = patient(RENNES, "R-1001", "Le Goff", "1985-05-12");
     no_given["name"][0]["given"] = json!([]);
-    let cases: Vec<(
-        &str,
-        reqwest::Method,
-        String,
-        Option<&str>,
-        Option<Value>,
-        u16,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no token",
             reqwest::Method::GET,

@@ -426,9 +426,6 @@ pub fn router(state: AppState) -> Router {
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
     }
-    if settings.mode == Mode::Demo {
-        crate::demo::seed_patients_when_ready(state.clone());
-    }
     with_front_layers(app, state)
 }
 
