@@ -235,7 +235,15 @@ async fn fhir_endpoint(postgres: bool) {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["Practitioner", "PractitionerRole", "Organization"]);
+    assert_eq!(
+        types,
+        [
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "Patient"
+        ]
+    );
 
     // Paging: _count, total, next/previous with absolute URLs under the public URL.
     let (_, page1) = f.get("/Practitioner?_count=7").await;

@@ -102,7 +102,7 @@ async fn errors_take_the_format_of_their_route_family() {
     let mut s = server().start().await;
     let c = s.client();
 
-    let r = c.get(s.url("/fhir/Patient/123")).send().await.unwrap();
+    let r = c.get(s.url("/fhir/Observation/123")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/fhir+json");
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
