@@ -147,6 +147,25 @@ pub struct ReviewTask {
 /// reason, state.
 type ReviewColumns = (i64, String, String, String, f64, String, String, String);
 
+impl ReviewTask {
+    fn from_row(
+        (id, authority, local_id, candidate, score, levels, reason, state): ReviewColumns,
+    ) -> Self {
+        ReviewTask {
+            id,
+            source: SourceId {
+                authority,
+                local_id,
+            },
+            candidate,
+            score,
+            levels,
+            reason,
+            state,
+        }
+    }
+}
+
 /// A reviewer's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
@@ -430,23 +449,7 @@ impl PatientIndex {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?);
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, authority, local_id, candidate, score, levels, reason, state)| ReviewTask {
-                    id,
-                    source: SourceId {
-                        authority,
-                        local_id,
-                    },
-                    candidate,
-                    score,
-                    levels,
-                    reason,
-                    state,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(ReviewTask::from_row).collect())
     }
 
     /// Versions of a source record, oldest first: `(version, regional_id, change, record)`.

@@ -105,20 +105,7 @@ impl PatientIndex {
                 .bind(id)
                 .fetch_optional(pool)
                 .await?);
-        Ok(row.map(
-            |(id, authority, local_id, candidate, score, levels, reason, state)| ReviewTask {
-                id,
-                source: SourceId {
-                    authority,
-                    local_id,
-                },
-                candidate,
-                score,
-                levels,
-                reason,
-                state,
-            },
-        ))
+        Ok(row.map(ReviewTask::from_row))
     }
 
     /// How many review tasks are open.
