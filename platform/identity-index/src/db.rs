@@ -102,6 +102,12 @@ pub(crate) trait IndexTx: Send {
         record: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// Records the doctors of a hospital stay (ADT PV1) for the care team.
+    fn write_encounter(
+        &mut self,
+        encounter: &crate::encounter::Encounter,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<u64>> + Send;
     /// `(merged_into)` of an existing patient, `None` when the patient does not exist.
     fn patient_state(
         &mut self,
@@ -381,6 +387,76 @@ macro_rules! impl_index_tx {
                 Ok(())
             }
 
+            async fn write_encounter(&mut self, e: &crate::encounter::Encounter, now: i64) -> Result<u64> {
+                use crate::encounter::EncounterEvent;
+                let authority = &e.patient.authority;
+                // A visit number names one stay of one patient in its hospital: a message that
+                // reuses it for another patient is refused rather than merging two stays.
+                let other: Option<String> = sqlx::query_scalar(
+                    "SELECT local_id FROM encounter_participant WHERE authority = $1 \
+                     AND visit_number = $2 AND local_id <> $3 LIMIT 1",
+                )
+                .bind(authority)
+                .bind(&e.visit_number)
+                .bind(&e.patient.local_id)
+                .fetch_optional(&mut **self)
+                .await?;
+                if other.is_some() {
+                    return Err(IndexError::VisitConflict(e.visit_number.clone()));
+                }
+                let mut touched = 0;
+                match e.event {
+                    EncounterEvent::Admit => {
+                        for (practitioner, role) in &e.participants {
+                            touched += sqlx::query(
+                                "INSERT INTO encounter_participant (authority, visit_number, \
+                                 practitioner, role, local_id, start_us, end_us, updated_at_us) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                                 ON CONFLICT (authority, visit_number, practitioner, role) DO UPDATE \
+                                 SET start_us = excluded.start_us, end_us = excluded.end_us, \
+                                 updated_at_us = excluded.updated_at_us",
+                            )
+                            .bind(authority)
+                            .bind(&e.visit_number)
+                            .bind(practitioner)
+                            .bind(*role)
+                            .bind(&e.patient.local_id)
+                            .bind(e.start)
+                            .bind(e.end)
+                            .bind(now)
+                            .execute(&mut **self)
+                            .await?
+                            .rows_affected();
+                        }
+                    }
+                    EncounterEvent::Discharge | EncounterEvent::CancelDischarge => {
+                        touched = sqlx::query(
+                            "UPDATE encounter_participant SET end_us = $3, updated_at_us = $4 \
+                             WHERE authority = $1 AND visit_number = $2",
+                        )
+                        .bind(authority)
+                        .bind(&e.visit_number)
+                        .bind(e.end)
+                        .bind(now)
+                        .execute(&mut **self)
+                        .await?
+                        .rows_affected();
+                    }
+                    EncounterEvent::CancelAdmit => {
+                        // The admission never happened: its doctors were never the care team.
+                        touched = sqlx::query(
+                            "DELETE FROM encounter_participant WHERE authority = $1 AND visit_number = $2",
+                        )
+                        .bind(authority)
+                        .bind(&e.visit_number)
+                        .execute(&mut **self)
+                        .await?
+                        .rows_affected();
+                    }
+                }
+                Ok(touched)
+            }
+
             async fn rename_source(&mut self, from: &SourceId, to: &SourceId, record: &str, now: i64) -> Result<()> {
                 sqlx::query(
                     "UPDATE identity_source SET local_id = $3, authority = $4, record = $5, version = version + 1, \
@@ -396,6 +472,16 @@ macro_rules! impl_index_tx {
                 .await?;
                 sqlx::query(
                     "UPDATE identity_match_key SET authority = $3, local_id = $4 WHERE authority = $1 AND local_id = $2",
+                )
+                .bind(&from.authority)
+                .bind(&from.local_id)
+                .bind(&to.authority)
+                .bind(&to.local_id)
+                .execute(&mut **self)
+                .await?;
+                // The record's hospital stays follow it (care team).
+                sqlx::query(
+                    "UPDATE encounter_participant SET authority = $3, local_id = $4 WHERE authority = $1 AND local_id = $2",
                 )
                 .bind(&from.authority)
                 .bind(&from.local_id)

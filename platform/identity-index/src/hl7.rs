@@ -11,7 +11,8 @@ use megalis_identity::{
 };
 use time::{Date, Month};
 
-use crate::{Change, IndexError};
+use crate::encounter::{EncounterEvent, encounter};
+use crate::{Change, IndexError, now_us};
 
 pub const MAX_MESSAGE: usize = 1 << 20;
 pub const MAX_SEGMENT: usize = 64 << 10;
@@ -403,8 +404,34 @@ pub fn changes(m: &Message, allowed: &[String], test_mode: bool) -> Result<Vec<C
         ));
     }
     match m.trigger().as_str() {
-        "A01" | "A04" | "A05" | "A08" | "A28" | "A31" => {
-            Ok(vec![Change::Upsert(source_record(m, allowed, test_mode)?)])
+        "A28" | "A31" => Ok(vec![Change::Upsert(source_record(m, allowed, test_mode)?)]),
+        "A01" | "A04" | "A05" | "A08" => {
+            // Admission, registration, pre-admission, update: the identity, and the doctors of
+            // the stay for the care team (issue 5).
+            let record = source_record(m, allowed, test_mode)?;
+            let stay = encounter(m, &record.id, EncounterEvent::Admit, now_us())?;
+            let mut changes = vec![Change::Upsert(record)];
+            changes.extend(stay.map(Change::Encounter));
+            Ok(changes)
+        }
+        "A03" | "A11" | "A13" => {
+            // Discharge and cancellations concern the stay only; the identity is fed by the
+            // identity events, so a minimal PID (PID-3) is enough here.
+            if m.segment("PID").is_none() {
+                return Err(err(100, "PID", "missing PID segment"));
+            }
+            let patient = local_id(m, m.field("PID", 3), "PID-3", allowed)?;
+            let event = match m.trigger().as_str() {
+                "A03" => EncounterEvent::Discharge,
+                "A11" => EncounterEvent::CancelAdmit,
+                _ => EncounterEvent::CancelDischarge,
+            };
+            let mut stay = encounter(m, &patient, event, now_us())?
+                .ok_or_else(|| err(100, "PV1", "this event needs a PV1 segment"))?;
+            if event == EncounterEvent::CancelDischarge {
+                stay.end = None;
+            }
+            Ok(vec![Change::Encounter(stay)])
         }
         "A40" => {
             let survivor = local_id(m, m.field("PID", 3), "PID-3", allowed)?;
@@ -452,6 +479,7 @@ pub fn index_error(e: &IndexError) -> Hl7Error {
             format!("identifier {s} is already in use: send an A40 to merge the two records"),
         ),
         IndexError::Identity(i) => err(102, "PID", i.to_string()),
+        IndexError::VisitConflict(_) => err(205, "PV1-19", e.to_string()),
         other if other.is_bad_input() => err(207, "", other.to_string()),
         other => err(207, "", format!("application error: {other}")),
     }

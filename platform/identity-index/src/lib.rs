@@ -9,6 +9,7 @@
 //! answered.
 
 mod db;
+pub mod encounter;
 pub mod fhir;
 pub mod hl7;
 pub mod mllp;
@@ -51,6 +52,8 @@ pub enum IndexError {
     SelfMerge,
     #[error("source record {0} already exists: merge the records (A40) instead of renaming")]
     SourceExists(String),
+    #[error("visit number {0} belongs to another patient of this hospital")]
+    VisitConflict(String),
     #[error("several patients carry the identifier {0}")]
     Ambiguous(String),
     #[error("MLLP sender bindings {0}")]
@@ -95,6 +98,8 @@ pub enum Change {
     /// The source corrects the local identifier of one of its records (A47): same person, same
     /// regional patient, new identifier.
     RenameSource { from: SourceId, to: SourceId },
+    /// A hospital stay and its doctors (ADT PV1), for the patient's care team.
+    Encounter(encounter::Encounter),
 }
 
 /// What a change did to which patient, for the caller and for the audit trail.
@@ -267,6 +272,7 @@ impl PatientIndex {
                         Change::RenameSource { from, to } => {
                             rename_source(&mut tx, settings, from, to, now, &mut effects).await?
                         }
+                        Change::Encounter(e) => record_encounter(&mut tx, e, now, &mut effects).await?,
                     }
                 }
                 if let Some(m) = &message {
@@ -697,6 +703,46 @@ async fn rename_source<T: IndexTx>(
         regional_id: stored.regional_id,
         action: "patient.update",
         detail: format!("{} renamed {}", source_label(from), source_label(to)),
+    });
+    Ok(())
+}
+
+async fn record_encounter<T: IndexTx>(
+    tx: &mut T,
+    encounter: &encounter::Encounter,
+    now: i64,
+    effects: &mut Vec<Effect>,
+) -> Result<()> {
+    let stored = tx
+        .source(&encounter.patient)
+        .await?
+        .ok_or_else(|| IndexError::UnknownSource(source_label(&encounter.patient)))?;
+    let touched = tx.write_encounter(encounter, now).await?;
+    let doctors: Vec<&str> = encounter
+        .participants
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
+    effects.push(Effect {
+        regional_id: stored.regional_id,
+        action: "patient.encounter",
+        detail: format!(
+            "{} visit {} of {}: {} ({} row(s))",
+            match encounter.event {
+                encounter::EncounterEvent::Admit => "stay",
+                encounter::EncounterEvent::Discharge => "discharge",
+                encounter::EncounterEvent::CancelAdmit => "cancelled admission",
+                encounter::EncounterEvent::CancelDischarge => "cancelled discharge",
+            },
+            encounter.visit_number,
+            source_label(&encounter.patient),
+            if doctors.is_empty() {
+                "-".to_string()
+            } else {
+                doctors.join(", ")
+            },
+            touched
+        ),
     });
     Ok(())
 }
