@@ -17,4 +17,5 @@ mod e2e {
     pub mod postgres;
     pub mod psc;
     pub mod resilience;
+    pub mod route_walk;
 }

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub db_pool: IntGaugeVec,
     pub db_up: IntGauge,
     pub audit_chain_length: IntGauge,
+    /// Access decisions on patient data by outcome and reason (care-team, emergency,
+    /// patient-objects…): a rise of emergency accesses or of denials is worth an alert.
+    pub access_decisions: IntCounterVec,
 }
 
 impl Metrics {
@@ -55,6 +58,14 @@ impl Metrics {
             "Number of records in the audit chain (sequence number of its head)",
         )
         .expect("valid metric");
+        let access_decisions = IntCounterVec::new(
+            Opts::new(
+                "access_decisions_total",
+                "Access decisions on patient data by outcome and reason",
+            ),
+            &["outcome", "reason"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Build information; the value is always 1"),
             &["version"],
@@ -69,6 +80,7 @@ impl Metrics {
             Box::new(db_pool.clone()),
             Box::new(db_up.clone()),
             Box::new(audit_chain_length.clone()),
+            Box::new(access_decisions.clone()),
             Box::new(build_info),
         ] {
             registry
@@ -82,6 +94,7 @@ impl Metrics {
             db_pool,
             db_up,
             audit_chain_length,
+            access_decisions,
         }
     }
 

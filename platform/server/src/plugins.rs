@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -92,10 +91,12 @@ pub fn start(
 /// `/apps/{plugin}/` itself belongs to the portal (the launcher's entry, which checks the
 /// application grant); a plugin's root page is `/apps/{plugin}`, everything below it is the
 /// plugin's.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/apps/{plugin}", any(serve_plugin))
-        .route("/apps/{plugin}/{*rest}", any(serve_plugin))
+pub fn routes() -> Vec<crate::http::routes::Route> {
+    use crate::http::routes::Route;
+    vec![
+        Route::plugin("/apps/{plugin}", any(serve_plugin)),
+        Route::plugin("/apps/{plugin}/{*rest}", any(serve_plugin)),
+    ]
 }
 
 /// `/apps/{plugin}/rest?query` → plugin `plugin`, path `/rest?query`.

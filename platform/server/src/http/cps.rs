@@ -22,10 +22,12 @@ pub fn card_listener_routes() -> Router<AppState> {
 }
 
 /// Routes of the portal's host.
-pub fn portal_routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/cps", get(to_card_listener))
-        .route("/auth/cps/complete", get(complete))
+pub fn portal_routes() -> Vec<super::routes::Route> {
+    use super::routes::Route;
+    vec![
+        Route::open("/auth/cps", &["GET"], get(to_card_listener)),
+        Route::open("/auth/cps/complete", &["GET"], get(complete)),
+    ]
 }
 
 async fn to_card_listener(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -20,10 +20,12 @@ use tokio::sync::RwLock;
 use super::auth_glue::{Audit, account_actor, auth_error};
 use super::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/psc", get(start))
-        .route("/auth/psc/callback", get(callback))
+pub fn routes() -> Vec<super::routes::Route> {
+    use super::routes::Route;
+    vec![
+        Route::open("/auth/psc", &["GET"], get(start)),
+        Route::open("/auth/psc/callback", &["GET"], get(callback)),
+    ]
 }
 
 /// The provider's endpoints, from its discovery document.

@@ -24,11 +24,14 @@ const MODULES: &[fn() -> Vec<Value>] = &[
     megalis_identity_index::fhir::capability_resources,
 ];
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/fhir/metadata", get(metadata))
-        .route("/fhir/{resource_type}", get(search))
-        .route("/fhir/{resource_type}/{id}", get(read))
+pub fn routes() -> Vec<super::routes::Route> {
+    use super::routes::Route;
+    // The directory's resources are public data (the national directory is open data).
+    vec![
+        Route::open("/fhir/metadata", &["GET"], get(metadata)),
+        Route::open("/fhir/{resource_type}", &["GET"], get(search)),
+        Route::open("/fhir/{resource_type}/{id}", &["GET"], get(read)),
+    ]
 }
 
 fn fhir_json(value: &Value) -> Response {

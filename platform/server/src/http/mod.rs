@@ -1,6 +1,7 @@
 //! The HTTP surface: the router, the front middleware every request passes through, and the
 //! listeners (HTTPS over rustls, optional plain HTTP behind an ingress).
 
+pub mod access;
 pub mod auth_glue;
 pub mod cps;
 pub mod directory_lookup;
@@ -14,6 +15,8 @@ pub mod patient_fhir;
 pub mod patients_portal;
 pub mod portal;
 pub mod problem;
+pub mod routes;
+pub mod sharing_fhir;
 mod testing;
 pub mod tls;
 
@@ -58,6 +61,9 @@ pub struct Shared {
     pub upstream_oidc: Option<Arc<federation::Upstream>>,
     /// The regional patient index (FHIR Patient, the MLLP feed, the portal's patient pages).
     pub identity: megalis_identity_index::PatientIndex,
+    /// Care relationships, the patients' directives and emergency accesses: the facts of every
+    /// access decision on patient data (`http/access.rs`).
+    pub sharing: megalis_sharing::SharingStore,
     /// Set once migrations have been applied (they may wait for the database at start).
     pub migrated: AtomicBool,
     /// Set when shutdown begins, so load balancers stop sending new requests.
@@ -95,6 +101,8 @@ impl AppState {
             megalis_identity_index::IndexSettings::default(),
         )
         .expect("the built-in matching configuration is valid");
+        let sharing =
+            megalis_sharing::SharingStore::new(db.clone(), megalis_sharing::SharingSettings::default());
         AppState(Arc::new(Shared {
             settings,
             db,
@@ -106,6 +114,7 @@ impl AppState {
             card_trust,
             upstream_oidc,
             identity,
+            sharing,
             migrated: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             security_headers,
@@ -412,19 +421,10 @@ async fn method_not_allowed() -> ApiError {
 /// Builds the whole application router.
 pub fn router(state: AppState) -> Router {
     let settings = &state.settings;
-    let mut app = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .merge(oauth::routes())
-        .merge(portal::routes())
-        .merge(cps::portal_routes())
-        .merge(federation::routes())
-        .merge(crate::plugins::routes());
-    // FHIR R4: the directory (public data) and the patient index (patient_access decides).
-    app = app.merge(fhir::routes()).merge(patient_fhir::routes());
-    if settings.mode == Mode::Test {
-        app = app.merge(testing::routes());
+    // One table: each route says whether it touches patient data (`routes.rs`).
+    let mut app = Router::new();
+    for route in routes::table(settings.mode == Mode::Test) {
+        app = app.route(route.path, route.handler);
     }
     with_front_layers(app, state)
 }

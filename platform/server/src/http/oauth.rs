@@ -7,6 +7,8 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Json, Router};
+
+use super::routes::Route;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use megalis_audit::Outcome;
@@ -19,17 +21,30 @@ use serde::Deserialize;
 use super::auth_glue::{Audit, auth_error};
 use super::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/oauth-authorization-server", get(discovery))
-        .route("/oauth2/jwks", get(jwks))
-        .route("/oauth2/authorize", get(authorize))
-        .route("/oauth2/token", post(token))
-        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
-        .route("/oauth2/introspect", post(introspect))
-        .route("/oauth2/revoke", post(revoke))
-        .route("/oauth2/logout", get(logout))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::open(
+            "/.well-known/openid-configuration",
+            &["GET"],
+            get(discovery),
+        ),
+        Route::open(
+            "/.well-known/oauth-authorization-server",
+            &["GET"],
+            get(discovery),
+        ),
+        Route::open("/oauth2/jwks", &["GET"], get(jwks)),
+        Route::open("/oauth2/authorize", &["GET"], get(authorize)),
+        Route::open("/oauth2/token", &["POST"], post(token)),
+        Route::open(
+            "/oauth2/userinfo",
+            &["GET", "POST"],
+            get(userinfo).post(userinfo),
+        ),
+        Route::open("/oauth2/introspect", &["POST"], post(introspect)),
+        Route::open("/oauth2/revoke", &["POST"], post(revoke)),
+        Route::open("/oauth2/logout", &["GET"], get(logout)),
+    ]
 }
 
 /// The endpoints of the mutual-TLS listener (RFC 8705 `mtls_endpoint_aliases`): clients

@@ -11,6 +11,7 @@ use http::StatusCode;
 use megalis_audit::Outcome;
 use megalis_auth::{Principal, PrincipalKind};
 
+use super::access;
 use super::auth_glue::Audit;
 use super::{ApiError, AppState};
 
@@ -31,6 +32,11 @@ pub enum IdentityUse {
 /// Does a SMART v2 scope list allow `perm` (one of `cruds`) on `Patient` in `context`
 /// (`system` or `user`)? `system/Patient.rs`, `system/*.cruds`…
 pub fn smart_allows(scopes: &[String], context: &str, perm: char) -> bool {
+    smart_scope_allows(scopes, context, "Patient", perm)
+}
+
+/// Does a SMART v2 scope list allow `perm` on `resource_type` in `context`?
+pub fn smart_scope_allows(scopes: &[String], context: &str, resource_type: &str, perm: char) -> bool {
     scopes.iter().any(|s| {
         let Some((ctx, rest)) = s.split_once('/') else {
             return false;
@@ -38,7 +44,7 @@ pub fn smart_allows(scopes: &[String], context: &str, perm: char) -> bool {
         let Some((resource, perms)) = rest.split_once('.') else {
             return false;
         };
-        ctx == context && (resource == "Patient" || resource == "*") && perms.contains(perm)
+        ctx == context && (resource == resource_type || resource == "*") && perms.contains(perm)
     })
 }
 
@@ -120,26 +126,58 @@ pub async fn require(
     Err(ApiError::new(status, message))
 }
 
-/// Audits that `p` saw these patients (`patient.read`, `patient.search`, `patient.match`…):
-/// one record per patient, so that each patient's access log shows it.
-pub async fn audit_seen(
+/// Decides, through the one access decision, that `p` may see this patient's identity, and
+/// audits it (`patient.read`, `patient.match`…) in the patient's access log; a denial (the
+/// patient blocked this professional…) is the error.
+pub async fn seen_one(
+    state: &AppState,
+    audit: &Audit,
+    p: &Principal,
+    action: &str,
+    regional_id: &str,
+    detail: &str,
+) -> Result<(), ApiError> {
+    access::decide(state, audit, p, identity_ask(action, regional_id, detail)).await?;
+    Ok(())
+}
+
+/// The same for a list of patients (search results, a review queue): each is decided and
+/// audited; those the caller may not see are left out of the returned set, so that a list
+/// reveals nothing of a patient who blocked the caller.
+pub async fn seen_many(
     state: &AppState,
     audit: &Audit,
     p: &Principal,
     action: &str,
     regional_ids: &[&str],
     detail: &str,
-) -> Result<(), ApiError> {
+) -> Result<std::collections::HashSet<String>, ApiError> {
+    let mut visible = std::collections::HashSet::new();
     for id in regional_ids {
-        audit
-            .record(p, action, "Patient", Outcome::Success)
-            .object(id)
-            .patient(id)
-            .detail(detail)
-            .send(state)
-            .await?;
+        if visible.contains(*id) {
+            continue;
+        }
+        let decision =
+            access::decide_quietly(state, audit, p, &identity_ask(action, id, detail)).await?;
+        if decision.allowed {
+            visible.insert(id.to_string());
+        }
     }
-    Ok(())
+    Ok(visible)
+}
+
+fn identity_ask<'a>(action: &'a str, regional_id: &'a str, detail: &'a str) -> access::Ask<'a> {
+    access::Ask {
+        regional_id,
+        resource: megalis_sharing::Resource::Identity,
+        action: megalis_sharing::Action::Read,
+        purpose: megalis_sharing::Purpose::Care,
+        audit_action: action,
+        object_type: "Patient",
+        object_id: Some(regional_id),
+        detail,
+        is_custodian: false,
+    }
 }
 
 #[cfg(test)]

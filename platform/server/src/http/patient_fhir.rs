@@ -7,7 +7,7 @@
 //! (`megalis admin client authority add`). The resource mapping and the parsing of inputs are
 //! the index crate's (`megalis_identity_index::fhir`); this module is the HTTP edge.
 
-use axum::Router;
+use super::routes::Route;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -23,15 +23,50 @@ use super::auth_glue::{Audit, actor_of};
 use super::patient_access::{self, IdentityUse};
 use super::{ApiError, AppState};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes() -> Vec<Route> {
+    use super::routes::{Probe, ProbeAuth::Bearer};
+    const PATIENT: &str = r#"{"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.250.1.71.4.2.2.290000017","value":"WALK-1"}]}"#;
+    const MATCH: &str = r#"{"resourceType":"Parameters","parameter":[{"name":"resource","resource":{"resourceType":"Patient","name":[{"family":"LE GOFF"}]}}]}"#;
+    vec![
+        Route::patient(
             "/fhir/Patient",
+            &["GET", "POST", "PUT"],
+            &[
+                Probe::get("/fhir/Patient?family=LE", Bearer),
+                Probe::post("/fhir/Patient", Bearer, PATIENT),
+                Probe::put(
+                    "/fhir/Patient?identifier=urn:oid:1.2.250.1.71.4.2.2.290000017|WALK-1",
+                    Bearer,
+                    PATIENT,
+                ),
+            ],
             get(search).post(create).put(conditional_update),
-        )
-        .route("/fhir/Patient/{id}", get(read).put(update))
-        .route("/fhir/Patient/$match", post(match_patients))
-        .route("/fhir/Patient/$ihe-pix", get(pix))
+        ),
+        Route::patient(
+            "/fhir/Patient/{id}",
+            &["GET", "PUT"],
+            &[
+                Probe::get("/fhir/Patient/{patient}", Bearer),
+                Probe::put("/fhir/Patient/{patient}", Bearer, PATIENT),
+            ],
+            get(read).put(update),
+        ),
+        Route::patient(
+            "/fhir/Patient/$match",
+            &["POST"],
+            &[Probe::post("/fhir/Patient/$match", Bearer, MATCH)],
+            post(match_patients),
+        ),
+        Route::patient(
+            "/fhir/Patient/$ihe-pix",
+            &["GET"],
+            &[Probe::get(
+                "/fhir/Patient/$ihe-pix?sourceIdentifier=urn:oid:1.2.250.1.71.4.2.2.290000017|WALK-1",
+                Bearer,
+            )],
+            get(pix),
+        ),
+    ]
 }
 
 fn regional_oid(state: &AppState) -> &str {
@@ -119,12 +154,12 @@ async fn read(
         .ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("Patient/{id} is not known"))
         })?;
-    patient_access::audit_seen(
+    patient_access::seen_one(
         &state,
         &audit,
         &principal,
         "patient.read",
-        &[patient.regional_id.as_str()],
+        &patient.regional_id,
         "FHIR read",
     )
     .await?;
@@ -148,21 +183,22 @@ async fn search(
             "a Patient search needs an identifier, a family or a given name",
         ));
     }
-    let page = state.identity.search(&q).await.map_err(index_error)?;
+    let mut page = state.identity.search(&q).await.map_err(index_error)?;
     let criteria: Vec<&str> = echo.iter().map(|(k, _)| k.as_str()).collect();
-    patient_access::audit_seen(
+    let ids: Vec<&str> = page.patients.iter().map(|p| p.regional_id.as_str()).collect();
+    let visible = patient_access::seen_many(
         &state,
         &audit,
         &principal,
         "patient.search",
-        &page
-            .patients
-            .iter()
-            .map(|p| p.regional_id.as_str())
-            .collect::<Vec<_>>(),
+        &ids,
         &format!("FHIR search by {}", criteria.join(", ")),
     )
     .await?;
+    // A patient who blocked the caller is left out, and not counted.
+    let before = page.patients.len();
+    page.patients.retain(|p| visible.contains(&p.regional_id));
+    page.total = page.total.saturating_sub((before - page.patients.len()) as u64);
     Ok(fhir_json(
         StatusCode::OK,
         &pfhir::search_bundle(
@@ -413,18 +449,12 @@ async fn match_patients(
         .find_matches(&incoming.record, count, only_certain)
         .await
         .map_err(index_error)?;
-    patient_access::audit_seen(
-        &state,
-        &audit,
-        &principal,
-        "patient.match",
-        &matches
-            .iter()
-            .map(|m| m.patient.regional_id.as_str())
-            .collect::<Vec<_>>(),
-        "FHIR $match",
-    )
-    .await?;
+    let ids: Vec<&str> = matches.iter().map(|m| m.patient.regional_id.as_str()).collect();
+    let visible =
+        patient_access::seen_many(&state, &audit, &principal, "patient.match", &ids, "FHIR $match")
+            .await?;
+    let mut matches = matches;
+    matches.retain(|m| visible.contains(&m.patient.regional_id));
     Ok(fhir_json(
         StatusCode::OK,
         &pfhir::match_bundle(&matches, &base_url(&state), &regional_system(&state)),
@@ -511,12 +541,12 @@ async fn pix(
                 format!("no patient carries the identifier {source}"),
             )
         })?;
-    patient_access::audit_seen(
+    patient_access::seen_one(
         &state,
         &audit,
         &principal,
         "patient.read",
-        &[patient.regional_id.as_str()],
+        &patient.regional_id,
         "FHIR $ihe-pix",
     )
     .await?;

@@ -3,14 +3,17 @@
 //! merge and unmerge, each behind a confirmation page.
 //!
 //! Access is the one rule of [`patient_access`]: every page that shows patient data calls
-//! `require` (read, or manage for decisions) and then `audit_seen` with every patient shown.
+//! `require` (read, or manage for decisions) and then `seen_one`/`seen_many`, which put every
+//! patient shown through the access decision and its audit.
 //! Decisions are POST forms with the session's CSRF token, reached only from a confirmation
 //! page; the index audits the merges, unmerges and review decisions it makes.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Form, Router};
+use axum::Form;
+
+use super::routes::Route;
 use http::{HeaderMap, StatusCode, header};
 use megalis_auth::Principal;
 use megalis_identity_index::identity::{
@@ -36,21 +39,65 @@ const PAGE_SIZE: usize = 20;
 /// Review tasks listed at once (oldest first).
 const QUEUE_SIZE: i64 = 200;
 
-pub fn routes() -> axum::Router<AppState> {
-    Router::new()
-        .route("/patients", get(search))
-        .route("/patients/{regional_id}", get(patient))
-        .route(
+pub fn routes() -> Vec<Route> {
+    use super::routes::{Probe, ProbeAuth::Session};
+    vec![
+        Route::patient(
+            "/patients",
+            &["GET"],
+            &[Probe::get("/patients?family=LE", Session)],
+            get(search),
+        ),
+        Route::patient(
+            "/patients/{regional_id}",
+            &["GET"],
+            &[Probe::get("/patients/{patient}", Session)],
+            get(patient),
+        ),
+        Route::patient(
             "/patients/{regional_id}/merge",
+            &["GET", "POST"],
+            &[
+                Probe::get("/patients/{patient}/merge?other={patient}", Session),
+                Probe::post(
+                    "/patients/{patient}/merge",
+                    Session,
+                    "csrf={csrf}&other={patient}",
+                ),
+            ],
             get(merge_confirm).post(merge),
-        )
-        .route("/identity/reviews", get(reviews))
-        .route("/identity/reviews/{id}", get(review).post(decide))
-        .route("/identity/reviews/{id}/confirm", get(review_confirm))
-        .route(
+        ),
+        Route::patient(
+            "/identity/reviews",
+            &["GET"],
+            &[Probe::get("/identity/reviews", Session)],
+            get(reviews),
+        ),
+        Route::patient(
+            "/identity/reviews/{id}",
+            &["GET", "POST"],
+            &[
+                Probe::get("/identity/reviews/1", Session),
+                Probe::post("/identity/reviews/1", Session, "csrf={csrf}&decision=link"),
+            ],
+            get(review).post(decide),
+        ),
+        Route::patient(
+            "/identity/reviews/{id}/confirm",
+            &["GET"],
+            &[Probe::get("/identity/reviews/1/confirm?decision=link", Session)],
+            get(review_confirm),
+        ),
+        Route::patient(
             "/identity/merges/{id}/unmerge",
+            &["GET", "POST"],
+            &[
+                Probe::get("/identity/merges/1/unmerge", Session),
+                Probe::post("/identity/merges/1/unmerge", Session, "csrf={csrf}"),
+            ],
             get(unmerge_confirm).post(unmerge),
-        )
+        ),
+    ]
 }
 
 fn texts(lang: Option<&str>, headers: &HeaderMap) -> (&'static Texts, &'static PatientTexts) {
@@ -570,20 +617,21 @@ async fn search(
     }
     let page_no = q.page.unwrap_or(1).clamp(1, 10_000);
     query.offset = (page_no - 1) * PAGE_SIZE;
-    let found = state.identity.search(&query).await.map_err(index_error)?;
-    patient_access::audit_seen(
+    let mut found = state.identity.search(&query).await.map_err(index_error)?;
+    let ids: Vec<&str> = found.patients.iter().map(|p| p.regional_id.as_str()).collect();
+    let visible = patient_access::seen_many(
         &state,
         &audit,
         &principal,
         "patient.search",
-        &found
-            .patients
-            .iter()
-            .map(|p| p.regional_id.as_str())
-            .collect::<Vec<_>>(),
+        &ids,
         "portal: patient search",
     )
     .await?;
+    // A patient who blocked the caller is left out, and not counted.
+    let before = found.patients.len();
+    found.patients.retain(|p| visible.contains(&p.regional_id));
+    found.total = found.total.saturating_sub(before - found.patients.len());
     let lang = t.lang;
     if !found.patients.is_empty() {
         result.range = pt.range(
@@ -713,12 +761,12 @@ async fn patient(
     patient_access::require(&state, &audit, &principal, IdentityUse::Read).await?;
     let (t, pt) = texts(q.lang.as_deref(), &headers);
     let p = load_patient(&state, &regional_id).await?;
-    patient_access::audit_seen(
+    patient_access::seen_one(
         &state,
         &audit,
         &principal,
         "patient.read",
-        &[p.regional_id.as_str()],
+        &p.regional_id,
         "portal: patient page",
     )
     .await?;
@@ -843,15 +891,17 @@ async fn merge_confirm(
             )));
         }
     }
-    patient_access::audit_seen(
-        &state,
-        &audit,
-        &principal,
-        "patient.read",
-        &[survivor.regional_id.as_str(), merged.regional_id.as_str()],
-        "portal: merge confirmation",
-    )
-    .await?;
+    for id in [&survivor.regional_id, &merged.regional_id] {
+        patient_access::seen_one(
+            &state,
+            &audit,
+            &principal,
+            "patient.read",
+            id,
+            "portal: merge confirmation",
+        )
+        .await?;
+    }
     let rows = compare_rows(
         pt,
         &side_of_golden(pt, &survivor.golden),
@@ -957,15 +1007,17 @@ async fn unmerge_confirm(
     let m = open_merge(&state, id).await?;
     let survivor = load_patient(&state, &m.survivor).await?;
     let merged = load_patient(&state, &m.merged).await?;
-    patient_access::audit_seen(
-        &state,
-        &audit,
-        &principal,
-        "patient.read",
-        &[m.survivor.as_str(), m.merged.as_str()],
-        "portal: unmerge confirmation",
-    )
-    .await?;
+    for id in [&m.survivor, &m.merged] {
+        patient_access::seen_one(
+            &state,
+            &audit,
+            &principal,
+            "patient.read",
+            id,
+            "portal: unmerge confirmation",
+        )
+        .await?;
+    }
     let view = merge_view(pt, &m);
     let rows = compare_rows(
         pt,
@@ -1140,7 +1192,8 @@ async fn reviews(
             reason: reason_text(pt, &task.reason),
         });
     }
-    patient_access::audit_seen(
+    // Identity-vigilance staff see every patient of the queue; each is decided and audited.
+    patient_access::seen_many(
         &state,
         &audit,
         &principal,
@@ -1173,18 +1226,17 @@ async fn review(
     patient_access::require(&state, &audit, &principal, IdentityUse::Manage).await?;
     let (t, pt) = texts(q.lang.as_deref(), &headers);
     let sides = review_sides(&state, id).await?;
-    patient_access::audit_seen(
-        &state,
-        &audit,
-        &principal,
-        "patient.read",
-        &[
-            sides.record_patient.as_str(),
-            sides.candidate.regional_id.as_str(),
-        ],
-        &format!("portal: review {id}"),
-    )
-    .await?;
+    for patient in [&sides.record_patient, &sides.candidate.regional_id] {
+        patient_access::seen_one(
+            &state,
+            &audit,
+            &principal,
+            "patient.read",
+            patient,
+            &format!("portal: review {id}"),
+        )
+        .await?;
+    }
     let note = (sides.candidate.regional_id != sides.task.candidate).then(|| {
         format!(
             "{} {} : {}",
@@ -1244,18 +1296,17 @@ async fn review_confirm(
     if sides.task.state != "open" {
         return Err(index_error(IndexError::ReviewClosed(id)));
     }
-    patient_access::audit_seen(
-        &state,
-        &audit,
-        &principal,
-        "patient.read",
-        &[
-            sides.record_patient.as_str(),
-            sides.candidate.regional_id.as_str(),
-        ],
-        &format!("portal: review {id} confirmation"),
-    )
-    .await?;
+    for patient in [&sides.record_patient, &sides.candidate.regional_id] {
+        patient_access::seen_one(
+            &state,
+            &audit,
+            &principal,
+            "patient.read",
+            patient,
+            &format!("portal: review {id} confirmation"),
+        )
+        .await?;
+    }
     let (title, intro) = match resolution {
         Resolution::SamePatient => (pt.confirm_same_title, pt.confirm_same_intro),
         Resolution::Distinct => (pt.confirm_distinct_title, pt.confirm_distinct_intro),

@@ -9,7 +9,9 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Form;
+
+use super::routes::Route;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use megalis_audit::Outcome;
 use megalis_auth::grants::{GrantKind, GrantRule};
@@ -26,25 +28,34 @@ use super::{ApiError, AppState};
 
 const LOGIN_CSRF_COOKIE: &str = "__Host-megalis-login-csrf";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-        .route("/profile", get(profile))
-        .route("/profile/totp", post(totp_begin))
-        .route("/profile/totp/confirm", post(totp_confirm))
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::open("/", &["GET"], get(home)),
+        Route::open("/login", &["GET", "POST"], get(login_page).post(login)),
+        Route::open("/logout", &["POST"], post(logout)),
+        Route::open("/profile", &["GET"], get(profile)),
+        Route::open("/profile/totp", &["POST"], post(totp_begin)),
+        Route::open("/profile/totp/confirm", &["POST"], post(totp_confirm)),
+        Route::open(
             "/admin/accounts",
+            &["GET", "POST"],
             get(admin_accounts).post(admin_add_account),
-        )
-        .route("/admin/accounts/status", post(admin_account_status))
-        .route("/admin/grants", get(admin_grants).post(admin_add_grant))
-        .route("/admin/grants/remove", post(admin_remove_grant))
-        .route("/apps/{application}/", get(application))
-        .route("/static/portal.css", get(css))
-        .route("/static/portal.js", get(js))
-        .merge(super::patients_portal::routes())
+        ),
+        Route::open(
+            "/admin/accounts/status",
+            &["POST"],
+            post(admin_account_status),
+        ),
+        Route::open(
+            "/admin/grants",
+            &["GET", "POST"],
+            get(admin_grants).post(admin_add_grant),
+        ),
+        Route::open("/admin/grants/remove", &["POST"], post(admin_remove_grant)),
+        Route::open("/apps/{application}/", &["GET"], get(application)),
+        Route::open("/static/portal.css", &["GET"], get(css)),
+        Route::open("/static/portal.js", &["GET"], get(js)),
+    ]
 }
 
 #[derive(Deserialize, Default)]

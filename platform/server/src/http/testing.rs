@@ -9,7 +9,9 @@ use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
+
+use super::routes::Route;
 use futures::TryStreamExt;
 use http::Extensions;
 use http::StatusCode;
@@ -19,12 +21,24 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, RequestId, client_address};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/_test/audit", post(append_audit))
-        .route("/_test/slow", get(slow))
-        .route("/_test/blobs", put(put_blob))
-        .route("/_test/blobs/{sha256}", get(get_blob))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::test_only("/_test/audit", &["POST"], post(append_audit)),
+        Route::test_only("/_test/slow", &["GET"], get(slow)),
+        Route::test_only("/_test/blobs", &["PUT"], put(put_blob)),
+        Route::test_only("/_test/blobs/{sha256}", &["GET"], get(get_blob)),
+        Route::test_only("/_test/routes", &["GET"], get(route_table)),
+    ]
+}
+
+/// The route table (paths, methods, classes, probes) for the route walk.
+async fn route_table() -> axum::Json<Vec<super::routes::RouteInfo>> {
+    axum::Json(
+        super::routes::table(true)
+            .iter()
+            .map(super::routes::RouteInfo::from)
+            .collect(),
+    )
 }
 
 #[derive(Deserialize)]
