@@ -234,7 +234,9 @@ pub fn parse(input: impl BufRead) -> Result<Aecg, WaveformError> {
                             s.code = attr(e, b"code")?.unwrap_or_default();
                         }
                     }
-                    (b"sequence", _) if series.is_some() && !empty => {
+                    // Only the series' own sequences: a derivedSeries (representative
+                    // beats) nested in it has sequences too.
+                    (b"sequence", _) if series.is_some() && !empty && series_sequence(&path) => {
                         sequence = Some(SequenceAcc::default());
                     }
                     (b"code", Some(b"sequence")) => {
@@ -342,6 +344,18 @@ pub fn parse(input: impl BufRead) -> Result<Aecg, WaveformError> {
     }
     let rhythm = rhythm.ok_or_else(|| invalid("no series coded RHYTHM"))?;
     build(rhythm, doc_low)
+}
+
+/// Whether an element with this parent path is a `series/component/sequenceSet/component/
+/// sequence`.
+fn series_sequence(path: &[Vec<u8>]) -> bool {
+    path.len() >= 4
+        && path[path.len() - 4..].iter().map(Vec::as_slice).eq([
+            &b"series"[..],
+            b"component",
+            b"sequenceSet",
+            b"component",
+        ])
 }
 
 fn in_digits(path: &[Vec<u8>]) -> bool {
