@@ -598,7 +598,7 @@ fn texts(
                 )
             })
             .collect::<Vec<_>>()
-            .join(" ; ")
+            .join(if fr { " ; " } else { "; " })
     };
     let mut fr = format!(
         "Fenêtre de {} s à {} s depuis le début de l'enregistrement. {} : {labels}. ",
