@@ -623,7 +623,7 @@ impl<R: Read> EdfReader<R> {
 
         let mut annotations = Vec::new();
         let records = Records::new(&self.header);
-        let mut buf = vec![0u8; self.header.record_bytes()];
+        let mut buf = Vec::new();
         let mut read_all = true;
         for index in 0..self.header.data_records {
             let onset_guess = index as f64 * self.header.record_duration;
@@ -678,7 +678,7 @@ impl<R: Read> EdfReader<R> {
     /// record by record). Empty for plain EDF.
     pub fn read_annotations(mut self) -> Result<Vec<Annotation>, WaveformError> {
         let records = Records::new(&self.header);
-        let mut buf = vec![0u8; self.header.record_bytes()];
+        let mut buf = Vec::new();
         let mut annotations = Vec::new();
         for index in 0..self.header.data_records {
             records.read(&mut self.inner, index, &mut buf)?;
@@ -705,6 +705,7 @@ fn push_annotation(list: &mut Vec<Annotation>, a: Annotation) -> Result<(), Wave
 /// Where each signal's bytes sit in a data record, and the record-level reading checks.
 struct Records {
     declared: u64,
+    record_bytes: usize,
     plus: bool,
     /// Byte range of each signal in a record.
     layout: Vec<std::ops::Range<usize>>,
@@ -725,6 +726,7 @@ impl Records {
             .collect();
         Self {
             declared: h.data_records,
+            record_bytes: h.record_bytes(),
             plus: h.format != Format::Edf,
             layout,
             annotation_signals: (0..h.signals.len())
@@ -733,18 +735,22 @@ impl Records {
         }
     }
 
-    fn read(&self, r: &mut impl Read, index: u64, buf: &mut [u8]) -> Result<(), WaveformError> {
-        let got = read_full(r, buf)?;
-        if got == 0 && !buf.is_empty() {
+    /// Reads record `index` into `buf`. The buffer grows with the bytes actually read (and is
+    /// reused for the next record), so a forged header declaring huge records in a tiny file
+    /// costs no more memory than the file.
+    fn read(&self, r: &mut impl Read, index: u64, buf: &mut Vec<u8>) -> Result<(), WaveformError> {
+        buf.clear();
+        let got = r.take(self.record_bytes as u64).read_to_end(buf)?;
+        if got == 0 && self.record_bytes > 0 {
             return Err(WaveformError::RecordCountMismatch {
                 declared: self.declared,
                 found: index,
             });
         }
-        if got < buf.len() {
+        if got < self.record_bytes {
             return Err(WaveformError::TruncatedRecord {
                 record: index,
-                expected: buf.len(),
+                expected: self.record_bytes,
                 got,
             });
         }

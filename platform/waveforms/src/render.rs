@@ -221,7 +221,7 @@ pub fn render_svg(window: &Window, options: &RenderOptions) -> String {
     // Horizontal scale.
     let natural_ecg = duration * ECG_MM_PER_S * ECG_UNITS_PER_MM;
     let width = if ecg {
-        natural_ecg.min(f64::from(options.ecg_max_width.max(100)))
+        natural_ecg.clamp(100.0, f64::from(options.ecg_max_width.max(100)))
     } else {
         f64::from(options.eeg_width.max(100))
     };
