@@ -434,7 +434,7 @@ fn build(rhythm: SeriesAcc, doc_low: Option<String>) -> Result<Aecg, WaveformErr
             "ms" => 0.001,
             other => return Err(invalid(format!("increment unit {other:?} is not s or ms"))),
         };
-    if !(step > 0.0) {
+    if step <= 0.0 {
         return Err(invalid("the time increment must be positive"));
     }
     let sampling_rate = 1.0 / step;

@@ -245,7 +245,7 @@ impl EdfHeader {
         }
         let data_records = u64::try_from(data_records)
             .map_err(|_| invalid("number of data records", "must not be negative"))?;
-        if !(record_duration >= 0.0) {
+        if record_duration < 0.0 {
             return Err(invalid("duration of a data record", "must not be negative"));
         }
         let start = start_date_time(&date, &clock, plus.then_some(recording.as_str()))?;

@@ -191,7 +191,7 @@ fn reduce(samples: &[f32], fs: f64, units_per_s: f64) -> (Vec<Option<f32>>, Vec<
 
 /// A 1-2-5 value at least `v`.
 fn nice(v: f64) -> f64 {
-    if !(v > 0.0) || !v.is_finite() {
+    if !v.is_finite() || v <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(v.log10().floor());

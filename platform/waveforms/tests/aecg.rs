@@ -99,9 +99,12 @@ fn windows_slice_and_clip() {
     ));
 }
 
+/// Whether an error is the one expected.
+type Check = fn(&WaveformError) -> bool;
+
 #[test]
 fn broken_documents_are_refused() {
-    let cases: Vec<(&str, String, fn(&WaveformError) -> bool)> = vec![
+    let cases: Vec<(&str, String, Check)> = vec![
         (
             "other root",
             FIXTURE.replace("AnnotatedECG", "ClinicalDocument"),

@@ -313,6 +313,9 @@ fn patch(mut file: Vec<u8>, offset: usize, width: usize, text: &str) -> Vec<u8> 
     file
 }
 
+/// Whether an error is the one expected.
+type Check = fn(&WaveformError) -> bool;
+
 fn open_err(file: Vec<u8>) -> WaveformError {
     EdfReader::open(Cursor::new(file)).unwrap_err()
 }
@@ -335,7 +338,7 @@ fn bad_headers_are_refused_with_clear_errors() {
     let physical_max = field(16 + 80 + 8 + 8, 1, 8);
     let samples = field(16 + 80 + 8 + 8 + 8 + 8 + 8 + 80, 1, 8);
 
-    let cases: Vec<(&str, Vec<u8>, fn(&WaveformError) -> bool)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Check)> = vec![
         ("truncated fixed header", good[..100].to_vec(), |e| {
             matches!(
                 e,

@@ -99,7 +99,7 @@ impl Header {
         pad(&mut out, &self.records, 8);
         pad(&mut out, &self.record_duration, 8);
         pad(&mut out, &ns.to_string(), 4);
-        let fields: [(fn(&Signal) -> String, usize); 10] = [
+        let fields: [(FieldOf, usize); 10] = [
             (|s| s.label.clone(), 16),
             (|s| s.transducer.clone(), 80),
             (|s| s.dimension.clone(), 8),
@@ -119,6 +119,9 @@ impl Header {
         out
     }
 }
+
+/// Reads one field of a signal header.
+type FieldOf = fn(&Signal) -> String;
 
 /// Pads (or panics on overflow: a fixture bug) a field with spaces.
 pub fn pad(out: &mut Vec<u8>, text: &str, width: usize) {
