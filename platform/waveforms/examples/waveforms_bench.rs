@@ -93,7 +93,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("peak RSS after generation: {:?} KiB", peak_rss_kib());
 
-    let start = (records / 2) as f64;
+    // Mid-file, with the annotation of minute 50 inside the window.
+    let start = (records / 2 / 60 * 60 + 3) as f64;
     for (name, scan) in [
         ("window up to its end", AnnotationScan::UpToWindowEnd),
         (

@@ -261,6 +261,10 @@ pub fn render_svg(window: &Window, options: &RenderOptions) -> String {
                     let value = nice(amplitude * display);
                     let half = row * 0.45;
                     let label = match uv {
+                        // Clinicians read EEG in µV and ECG-sized amplitudes in mV.
+                        Some(_) if value >= 1000.0 => {
+                            format!("{} mV", human(value / 1000.0, 3, true))
+                        }
                         Some(_) => format!("{} µV", human(value, 3, true)),
                         None => format!("{} {}", human(value, 3, true), c.unit.trim())
                             .trim()
@@ -336,18 +340,20 @@ pub fn render_svg(window: &Window, options: &RenderOptions) -> String {
         let mid = TOP + row * (i as f64 + 0.5);
         let mut d = String::new();
         let mut pen_down = false;
+        let mut last_x = f64::NAN;
         for (p, &x) in t.points.iter().zip(&t.x) {
             match p {
                 Some(v) => {
                     let y = mid - (f64::from(*v) - t.center) * t.units_per_value;
-                    let _ = write!(
-                        d,
-                        "{}{} {}",
-                        if pen_down { "L" } else { "M" },
-                        n(LEFT + x),
-                        n(y)
-                    );
+                    if pen_down && x == last_x {
+                        // The second point of a min/max column: a vertical stroke.
+                        let _ = write!(d, "V{}", n(y));
+                    } else {
+                        let pen = if pen_down { "L" } else { "M" };
+                        let _ = write!(d, "{pen}{} {}", n(LEFT + x), n(y));
+                    }
                     pen_down = true;
+                    last_x = x;
                 }
                 None => pen_down = false,
             }

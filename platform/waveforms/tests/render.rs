@@ -194,11 +194,24 @@ fn ecg_from_aecg_has_the_paper_grid_and_accessible_texts() {
                 && e.attrs.get("d").is_some_and(|d| d.contains('L'))
         })
         .collect::<Vec<_>>();
+    // Points of a trace path: `M x y`, `L x y`, or `V y` (second point of a column).
     let ys = |d: &str| -> Vec<f64> {
-        d.split(['M', 'L'])
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split(' ').nth(1).unwrap().parse::<f64>().unwrap())
-            .collect()
+        let mut out = Vec::new();
+        let mut rest = d;
+        while let Some(command) = rest.chars().next() {
+            let end = rest[1..]
+                .find(['M', 'L', 'V'])
+                .map_or(rest.len(), |i| i + 1);
+            let body = &rest[1..end];
+            let y = if command == 'V' {
+                body
+            } else {
+                body.split(' ').nth(1).unwrap()
+            };
+            out.push(y.parse::<f64>().unwrap());
+            rest = &rest[end..];
+        }
+        out
     };
     assert_eq!(traces.len(), 12);
     // Traces are in channel order; II is the second row (centre at 40 + 1.5 × 120 = 220).
@@ -274,6 +287,14 @@ fn eeg_has_one_scale_bar_per_channel_and_a_time_axis() {
         title,
         "EEG 4 voies, 10 s, 256 Hz — EEG, 4 channels, 10 s, 256 Hz"
     );
+    // An ECG channel of a polysomnography: its bar reads in mV.
+    let mut with_ecg = w.clone();
+    with_ecg.channels.push(Channel {
+        unit: "mV".into(),
+        ..sine("ECG", 256.0, 10.0, 1.2)
+    });
+    let other = parse(&render_svg(&with_ecg, &RenderOptions::default()));
+    assert!(find(&other, "text").iter().any(|t| t.text == "2 mV"));
     let desc = &find(&elements, "desc")[0].text;
     assert!(
         desc.contains("2 annotations : 31 s Yeux fermés ; 35 s Hyperpnée."),
