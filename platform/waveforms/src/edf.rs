@@ -901,15 +901,18 @@ fn place(
     let len = channel.samples.len() as i64;
     // Index in the window of the record's first sample; rounding keeps records that start on a
     // sample boundary exactly aligned despite floating-point error.
+    // `as` saturates; the arithmetic must too (an EDF+D onset may be absurdly far away).
     let first = ((onset - window.start()) * fs).round() as i64;
-    let from = (-first).clamp(0, n);
-    let to = (len - first).clamp(0, n);
+    let from = first.saturating_neg().clamp(0, n);
+    let to = len.saturating_sub(first).clamp(0, n);
     let (gain, offset) = (signal.gain(), signal.offset());
     let bytes = &buf[range.clone()];
     for k in from..to {
         let at = k as usize * 2;
         let digital = i16::from_le_bytes([bytes[at], bytes[at + 1]]);
-        channel.samples[(first + k) as usize] = (gain * f64::from(digital) + offset) as f32;
+        // In range: from..to keeps first + k within 0..len.
+        channel.samples[first.saturating_add(k) as usize] =
+            (gain * f64::from(digital) + offset) as f32;
     }
 }
 

@@ -310,7 +310,7 @@ pub fn render_svg(window: &Window, options: &RenderOptions) -> String {
         n(total_w),
         n(total_h)
     );
-    let (title, desc) = texts(window, ecg, width, units_per_s, &traces, options);
+    let (title, desc) = texts(window, ecg, units_per_s, &traces, options);
     let _ = write!(
         svg,
         "<title id=\"{prefix}-title\">{}</title><desc id=\"{prefix}-desc\">{}</desc>",
@@ -399,7 +399,8 @@ pub fn render_svg(window: &Window, options: &RenderOptions) -> String {
 }
 
 /// The ECG paper: 1 mm lines when they are at least 2.5 units apart, 5 mm lines always (at a
-/// compressed speed the vertical ones thin out to 1 s).
+/// compressed speed the vertical ones thin out to one a second, then none: the number of lines
+/// stays bounded by the width).
 fn grid(svg: &mut String, width: f64, height: f64, units_per_s: f64) {
     let mm = ECG_UNITS_PER_MM;
     let time_minor = 0.04 * units_per_s;
@@ -423,7 +424,7 @@ fn grid(svg: &mut String, width: f64, height: f64, units_per_s: f64) {
     }
     if time_major >= 2.5 {
         vertical(time_major, &mut major);
-    } else {
+    } else if units_per_s >= 2.5 {
         vertical(units_per_s, &mut major);
     }
     let rows = (height / mm + 1e-6).round() as usize;
@@ -543,7 +544,6 @@ fn markers(
 fn texts(
     window: &Window,
     ecg: bool,
-    width: f64,
     units_per_s: f64,
     traces: &[Trace],
     options: &RenderOptions,
@@ -637,7 +637,6 @@ fn texts(
         fr.push_str("Une barre d'échelle par voie.");
         en.push_str("One scale bar per channel.");
     }
-    let _ = width;
     let total = window.annotations.len();
     if total == 0 {
         fr.push_str(" Aucune annotation.");

@@ -538,3 +538,39 @@ fn windows_too_large_are_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn discontinuous_records_far_away_are_outside_any_window() {
+    let mut header = Header::edf_plus_c(3, "1", signals());
+    header.reserved = "EDF+D".into();
+    let mut file = header.bytes();
+    for onset in [-1e20f64, 0.0, 1e20] {
+        let eeg = vec![100i16; EEG_N];
+        let ecg = vec![0i16; ECG_N];
+        let mut ann = format!(
+            "{}{}\x14\x14\0",
+            if onset < 0.0 { "-" } else { "+" },
+            onset.abs()
+        )
+        .into_bytes();
+        ann.resize(ANN_N * 2, 0);
+        file.extend(record(&[
+            Part::Samples(&eeg),
+            Part::Samples(&ecg),
+            Part::Bytes(&ann),
+        ]));
+    }
+    let w = EdfReader::open(Cursor::new(file))
+        .unwrap()
+        .read_window(window(0.0, 2.0), AnnotationScan::WholeFile)
+        .unwrap();
+    let eeg = &w.channels[0].samples;
+    assert!(
+        eeg[..EEG_N].iter().all(|v| (v - 10.0).abs() < 1e-4),
+        "the record at 0 s"
+    );
+    assert!(
+        eeg[EEG_N..].iter().all(|v| v.is_nan()),
+        "nothing from the far records"
+    );
+}

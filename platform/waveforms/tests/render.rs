@@ -399,6 +399,18 @@ fn gaps_break_the_trace_and_long_ecgs_are_compressed() {
     let desc = &find(&elements, "desc")[0].text;
     assert!(desc.contains("Papier 12,5 mm/s"), "{desc}");
     assert!(desc.contains("Paper 12.5 mm/s"), "{desc}");
+    // A 24 h Holter-length window: the grid thins out rather than growing with the duration.
+    let day = Window {
+        window: TimeWindow::new(0.0, 86_400.0).unwrap(),
+        channels: vec![Channel {
+            unit: "mV".into(),
+            ..sine("II", 10.0, 86_400.0, 1.0)
+        }],
+        ..long.clone()
+    };
+    let day_svg = render_svg(&day, &RenderOptions::default());
+    parse(&day_svg);
+    assert!(day_svg.len() < 200_000, "{}", day_svg.len());
     let view_box = &elements[0].attrs["viewBox"];
     let width: f64 = view_box.split(' ').nth(2).unwrap().parse().unwrap();
     assert!(width <= 3000.0 + 110.0, "{view_box}");
