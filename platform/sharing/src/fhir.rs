@@ -119,6 +119,19 @@ pub fn consent_bundle(directives: &[Directive], base_url: &str, now: Micros) -> 
     })
 }
 
+/// The CapabilityStatement `rest.resource` entry of `Consent`.
+pub fn capability_resources() -> Vec<Value> {
+    vec![json!({
+        "type": "Consent",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [{
+            "name": "patient",
+            "type": "reference",
+            "documentation": "Patient/{regional id} (required): the patient's directives, revoked ones included (status inactive)"
+        }],
+    })]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
