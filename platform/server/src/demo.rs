@@ -70,6 +70,15 @@ pub const USERS: &[DemoUser] = &[
         organisation: Some(ORG_RENNES),
         roles: &["secretariat"],
     },
+    DemoUser {
+        username: "dpo",
+        password: "Demo-Protection-Donnees-35!",
+        kind: AccountKind::Staff,
+        display_name: "Délégué à la protection des données",
+        national_id: None,
+        organisation: None,
+        roles: &["privacy-officer"],
+    },
 ];
 
 /// The demo directory: a physician (profession 10) in Rennes and a nurse (profession 60) in Brest.

@@ -17,6 +17,7 @@ pub mod portal;
 pub mod problem;
 pub mod routes;
 pub mod sharing_fhir;
+pub mod sharing_portal;
 mod testing;
 pub mod tls;
 

@@ -1,0 +1,303 @@
+//! The sharing page of a patient ("Partage et consentement"): the decision about the signed-in
+//! professional and its reason, the care team, the patient's directives, emergency accesses,
+//! and the forms to declare a care relationship, refer a colleague, declare an emergency
+//! access or record the patient's choice; and the privacy officer's review of emergency
+//! accesses. The server prepares every value as display text.
+
+use askama::Template;
+
+use crate::{Texts, UserBar};
+
+/// One member of the care team, as shown.
+#[derive(Debug, Clone)]
+pub struct TeamRow {
+    pub practitioner: String,
+    pub source: &'static str,
+    pub detail: String,
+    pub period: String,
+    pub active: bool,
+    /// The relationship can be ended from this page (a declared one of the signed-in
+    /// professional): its id.
+    pub end_id: Option<i64>,
+}
+
+/// One directive of the patient, as shown.
+#[derive(Debug, Clone)]
+pub struct DirectiveRow {
+    pub id: i64,
+    pub kind: &'static str,
+    pub subject: String,
+    pub period: String,
+    pub recorded: String,
+    pub active: bool,
+    pub note: String,
+}
+
+/// One emergency access, as shown.
+#[derive(Debug, Clone)]
+pub struct EmergencyRow {
+    pub id: i64,
+    pub patient: String,
+    pub practitioner: String,
+    pub reason: String,
+    pub period: String,
+    pub review: String,
+}
+
+#[derive(Template)]
+#[template(path = "sharing.html")]
+pub struct SharingPage<'a> {
+    pub t: &'a Texts,
+    pub st: &'a SharingTexts,
+    pub user: Option<UserBar>,
+    pub csrf: String,
+    pub regional_id: String,
+    pub patient_name: String,
+    pub notice: Option<String>,
+    /// The decision about the signed-in person: allowed, and the reason in words.
+    pub allowed: bool,
+    pub reason: String,
+    pub team: Vec<TeamRow>,
+    pub directives: Vec<DirectiveRow>,
+    pub emergencies: Vec<EmergencyRow>,
+    /// Forms offered: declaring a relationship (a professional not blocked), referring (a
+    /// member of the team), emergency access (no objection beforehand), recording the
+    /// patient's choices (a member of the team).
+    pub may_declare: bool,
+    pub may_refer: bool,
+    pub may_emergency: bool,
+    pub emergency_refusal: Option<String>,
+    pub may_record: bool,
+}
+
+#[derive(Template)]
+#[template(path = "emergencies.html")]
+pub struct EmergencyReviewPage<'a> {
+    pub t: &'a Texts,
+    pub st: &'a SharingTexts,
+    pub user: Option<UserBar>,
+    pub csrf: String,
+    pub rows: Vec<EmergencyRow>,
+    pub notice: Option<String>,
+}
+
+/// Texts of the sharing pages, French first.
+pub struct SharingTexts {
+    pub lang: &'static str,
+    pub title: &'static str,
+    pub your_access: &'static str,
+    pub allowed: &'static str,
+    pub denied: &'static str,
+    pub team_title: &'static str,
+    pub team_help: &'static str,
+    pub no_team: &'static str,
+    pub practitioner: &'static str,
+    pub source: &'static str,
+    pub detail: &'static str,
+    pub period: &'static str,
+    pub state: &'static str,
+    pub active: &'static str,
+    pub ended: &'static str,
+    pub end_link: &'static str,
+    pub directives_title: &'static str,
+    pub directives_help: &'static str,
+    pub no_directives: &'static str,
+    pub kind: &'static str,
+    pub subject: &'static str,
+    pub recorded: &'static str,
+    pub note: &'static str,
+    pub revoke: &'static str,
+    pub emergencies_title: &'static str,
+    pub no_emergencies: &'static str,
+    pub reason: &'static str,
+    pub review: &'static str,
+    pub declare_title: &'static str,
+    pub declare_help: &'static str,
+    pub justification: &'static str,
+    pub justification_help: &'static str,
+    pub declare_button: &'static str,
+    pub refer_title: &'static str,
+    pub refer_help: &'static str,
+    pub colleague: &'static str,
+    pub colleague_help: &'static str,
+    pub refer_button: &'static str,
+    pub emergency_title: &'static str,
+    pub emergency_help: &'static str,
+    pub emergency_reason: &'static str,
+    pub emergency_hours: &'static str,
+    pub emergency_button: &'static str,
+    pub record_title: &'static str,
+    pub record_help: &'static str,
+    pub record_kind: &'static str,
+    pub record_practitioner: &'static str,
+    pub record_practitioner_help: &'static str,
+    pub record_button: &'static str,
+    pub kind_objection: &'static str,
+    pub kind_emergency_objection: &'static str,
+    pub kind_consent: &'static str,
+    pub kind_block: &'static str,
+    pub kind_mask: &'static str,
+    pub source_encounter: &'static str,
+    pub source_declaration: &'static str,
+    pub source_referral: &'static str,
+    pub officer_title: &'static str,
+    pub officer_help: &'static str,
+    pub officer_empty: &'static str,
+    pub patient: &'static str,
+    pub review_note: &'static str,
+    pub review_button: &'static str,
+    pub not_reviewed: &'static str,
+    pub since: &'static str,
+    pub until: &'static str,
+    pub back_to_patient: &'static str,
+}
+
+impl SharingTexts {
+    pub fn of(t: &Texts) -> &'static SharingTexts {
+        if t.lang == "en" {
+            &SHARING_EN
+        } else {
+            &SHARING_FR
+        }
+    }
+}
+
+pub static SHARING_FR: SharingTexts = SharingTexts {
+    lang: "fr",
+    title: "Partage et consentement",
+    your_access: "Votre accès au dossier",
+    allowed: "Accès autorisé",
+    denied: "Accès refusé",
+    team_title: "Équipe de soins",
+    team_help: "Les professionnels de l'équipe de soins accèdent aux documents partagés, sauf opposition du patient. Les séjours hospitaliers (ADT) y inscrivent les médecins pour la durée du séjour et 90 jours après la sortie.",
+    no_team: "Aucun professionnel n'est inscrit dans l'équipe de soins.",
+    practitioner: "Professionnel (identifiant national)",
+    source: "Origine",
+    detail: "Motif",
+    period: "Période",
+    state: "État",
+    active: "en cours",
+    ended: "terminée",
+    end_link: "Mettre fin",
+    directives_title: "Choix du patient",
+    directives_help: "Opposition au partage, consentement donné à un professionnel hors équipe de soins, professionnel bloqué, document masqué, opposition à l'accès d'urgence. Un changement s'applique dès la requête suivante.",
+    no_directives: "Le patient n'a exprimé aucun choix : le partage au sein de l'équipe de soins s'applique.",
+    kind: "Choix",
+    subject: "Concerne",
+    recorded: "Enregistré",
+    note: "Note",
+    revoke: "Révoquer",
+    emergencies_title: "Accès d'urgence (bris de glace)",
+    no_emergencies: "Aucun accès d'urgence.",
+    reason: "Motif",
+    review: "Revue",
+    declare_title: "Déclarer une relation de soins",
+    declare_help: "Vous prenez en charge ce patient : votre déclaration, avec son motif, vous inscrit dans l'équipe de soins pour un an au plus. Elle est tracée et visible du patient.",
+    justification: "Motif de la prise en charge",
+    justification_help: "Au moins 10 caractères, par exemple « Médecin traitant » ou « Suivi néphrologique ».",
+    declare_button: "Déclarer la relation de soins",
+    refer_title: "Adresser à un confrère",
+    refer_help: "Membre de l'équipe de soins, vous inscrivez le confrère auquel vous adressez le patient.",
+    colleague: "Identifiant national du confrère (8 + RPPS)",
+    colleague_help: "12 chiffres commençant par 8 (ou 10 chiffres commençant par 0 pour un numéro ADELI).",
+    refer_button: "Adresser",
+    emergency_title: "Accès d'urgence (bris de glace)",
+    emergency_help: "À n'utiliser que si le patient ne peut pas consentir et que son état le justifie. L'accès est limité dans le temps, tracé, signalé au patient et revu par le délégué à la protection des données.",
+    emergency_reason: "Motif de l'urgence",
+    emergency_hours: "Durée (heures, 24 au plus)",
+    emergency_button: "Ouvrir l'accès d'urgence",
+    record_title: "Enregistrer un choix exprimé par le patient",
+    record_help: "Le patient vous a fait part d'un choix : enregistrez-le en son nom. Il le verra et pourra le modifier.",
+    record_kind: "Choix",
+    record_practitioner: "Professionnel concerné (identifiant national)",
+    record_practitioner_help: "Pour un consentement ou un blocage seulement.",
+    record_button: "Enregistrer le choix",
+    kind_objection: "Opposition au partage",
+    kind_emergency_objection: "Opposition à l'accès d'urgence",
+    kind_consent: "Consentement à un professionnel",
+    kind_block: "Professionnel bloqué",
+    kind_mask: "Document masqué",
+    source_encounter: "Séjour hospitalier",
+    source_declaration: "Déclaration",
+    source_referral: "Adressage",
+    officer_title: "Accès d'urgence à revoir",
+    officer_help: "Chaque accès d'urgence déclaré est revu : motif, durée, professionnel. Consignez votre conclusion.",
+    officer_empty: "Aucun accès d'urgence en attente de revue.",
+    patient: "Patient",
+    review_note: "Conclusion de la revue",
+    review_button: "Enregistrer la revue",
+    not_reviewed: "à revoir",
+    since: "depuis le",
+    until: "jusqu'au",
+    back_to_patient: "Retour à l'identité du patient",
+};
+
+pub static SHARING_EN: SharingTexts = SharingTexts {
+    lang: "en",
+    title: "Sharing and consent",
+    your_access: "Your access to the record",
+    allowed: "Access allowed",
+    denied: "Access refused",
+    team_title: "Care team",
+    team_help: "Professionals of the care team reach the shared documents unless the patient objects. Hospital stays (ADT) enter their doctors for the stay and 90 days after discharge.",
+    no_team: "No professional is in the care team.",
+    practitioner: "Professional (national id)",
+    source: "Source",
+    detail: "Reason",
+    period: "Period",
+    state: "State",
+    active: "ongoing",
+    ended: "ended",
+    end_link: "End",
+    directives_title: "The patient's choices",
+    directives_help: "Objection to sharing, consent given to a professional outside the care team, blocked professional, masked document, objection to emergency access. A change applies from the next request.",
+    no_directives: "The patient has expressed no choice: sharing within the care team applies.",
+    kind: "Choice",
+    subject: "About",
+    recorded: "Recorded",
+    note: "Note",
+    revoke: "Revoke",
+    emergencies_title: "Emergency access (break the glass)",
+    no_emergencies: "No emergency access.",
+    reason: "Reason",
+    review: "Review",
+    declare_title: "Declare a care relationship",
+    declare_help: "You are caring for this patient: your declaration, with its reason, enters you in the care team for at most a year. It is traced and shown to the patient.",
+    justification: "Reason for the care relationship",
+    justification_help: "At least 10 characters, for instance \"General practitioner\" or \"Nephrology follow-up\".",
+    declare_button: "Declare the care relationship",
+    refer_title: "Refer to a colleague",
+    refer_help: "As a member of the care team, enter a colleague you refer the patient to.",
+    colleague: "The colleague's national id (8 + RPPS)",
+    colleague_help: "12 digits starting with 8 (or 10 digits starting with 0 for an ADELI number).",
+    refer_button: "Refer",
+    emergency_title: "Emergency access (break the glass)",
+    emergency_help: "Only when the patient cannot consent and their condition justifies it. The access is time-limited, traced, shown to the patient and reviewed by the data protection officer.",
+    emergency_reason: "Reason for the emergency",
+    emergency_hours: "Duration (hours, at most 24)",
+    emergency_button: "Open emergency access",
+    record_title: "Record a choice the patient expressed",
+    record_help: "The patient told you of a choice: record it on their behalf. They will see it and may change it.",
+    record_kind: "Choice",
+    record_practitioner: "Professional concerned (national id)",
+    record_practitioner_help: "For a consent or a block only.",
+    record_button: "Record the choice",
+    kind_objection: "Objection to sharing",
+    kind_emergency_objection: "Objection to emergency access",
+    kind_consent: "Consent to a professional",
+    kind_block: "Blocked professional",
+    kind_mask: "Masked document",
+    source_encounter: "Hospital stay",
+    source_declaration: "Declaration",
+    source_referral: "Referral",
+    officer_title: "Emergency accesses to review",
+    officer_help: "Every declared emergency access is reviewed: reason, duration, professional. Record your conclusion.",
+    officer_empty: "No emergency access awaits review.",
+    patient: "Patient",
+    review_note: "Conclusion of the review",
+    review_button: "Record the review",
+    not_reviewed: "to review",
+    since: "since",
+    until: "until",
+    back_to_patient: "Back to the patient's identity",
+};
