@@ -18,4 +18,5 @@ mod e2e {
     pub mod psc;
     pub mod resilience;
     pub mod route_walk;
+    pub mod sharing;
 }

@@ -525,11 +525,16 @@ fn professional(r: &AccessRequest<'_>, me: &str, second_factor: bool, active: bo
             Reason::VeryRestricted
         };
     }
+    let emergency_covers = emergency_active && !choices.objects_to_emergency;
     if choices.objects_to_sharing {
         // An objection to sharing stops the care team too; an explicit consent given to one
         // professional is the patient's more specific choice and wins, and is then the ground.
+        // A declared emergency access still applies: only an objection to emergency access,
+        // made beforehand, refuses it.
         return if consented {
             Reason::ExplicitConsent
+        } else if emergency_covers {
+            Reason::Emergency
         } else {
             Reason::PatientObjects
         };
@@ -544,7 +549,7 @@ fn professional(r: &AccessRequest<'_>, me: &str, second_factor: bool, active: bo
     if consented {
         return Reason::ExplicitConsent;
     }
-    if emergency_active && !choices.objects_to_emergency {
+    if emergency_covers {
         // A declared emergency access covers ordinary requests until it expires.
         return Reason::Emergency;
     }
@@ -927,6 +932,19 @@ mod tests {
                 },
                 normal_doc(),
                 Reason::NotInCareTeam,
+            ),
+            case(
+                "a declared emergency despite an objection to sharing",
+                SharingFacts {
+                    choices: PatientChoices {
+                        objects_to_sharing: true,
+                        ..PatientChoices::default()
+                    },
+                    emergencies: vec![emergency(NOW - HOUR, NOW + HOUR)],
+                    ..facts()
+                },
+                normal_doc(),
+                Reason::Emergency,
             ),
             case(
                 "emergency does not unmask a document",

@@ -55,14 +55,14 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 }
 
 /// A signed-in browser-like session: the cookie and the no-redirect client.
-struct Session {
-    http: reqwest::Client,
-    cookie: String,
-    base: String,
+pub struct Session {
+    pub http: reqwest::Client,
+    pub cookie: String,
+    pub base: String,
 }
 
 impl Session {
-    async fn sign_in(s: &Server, (user, password): (&str, &str)) -> Session {
+    pub async fn sign_in(s: &Server, (user, password): (&str, &str)) -> Session {
         let http = s.no_redirect_client();
         let cookie = password_login(&http, s, user, password).await;
         Session {
@@ -72,7 +72,7 @@ impl Session {
         }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -84,14 +84,14 @@ impl Session {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    async fn page(&self, path: &str) -> String {
+    pub async fn page(&self, path: &str) -> String {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
         body
     }
 
     /// Posts a form; the status and the `Location` it redirects to.
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -110,7 +110,7 @@ impl Session {
     }
 
     /// Enrols TOTP on the profile page: the session itself then counts as two-factor.
-    async fn add_second_factor(&self) {
+    pub async fn add_second_factor(&self) {
         let profile = self.page("/profile").await;
         let csrf = csrf_field(&profile);
         let r = self
@@ -159,7 +159,7 @@ fn review_rows(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn demo_server(data: &Path, database: Option<&str>) -> Server {
+pub async fn demo_server(data: &Path, database: Option<&str>) -> Server {
     let mut b = server().data_dir(data).arg("--demo");
     if let Some(url) = database {
         b = b.database(url);
