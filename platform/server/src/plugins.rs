@@ -332,7 +332,7 @@ async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, Stri
         }
     });
     println!("serving plugin {id} on http://{local}/");
-    let app = Router::new().fallback(move |request: Request| {
+    let app = axum::Router::new().fallback(move |request: Request| {
         let host = host.clone();
         let id = id.clone();
         async move { run_request(&host, &id, request).await }

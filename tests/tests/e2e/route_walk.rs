@@ -58,18 +58,21 @@ async fn every_patient_data_route_denies_a_principal_without_rights() {
         ],
     ));
 
-    let mut s = megalis_e2e::server().data_dir(&data).arg("--demo").start().await;
+    let s = megalis_e2e::server()
+        .data_dir(&data)
+        .arg("--demo")
+        .start()
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !s.log().contains("demo patients fed") {
-        assert!(std::time::Instant::now() < deadline, "demo patients not fed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo patients not fed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let http = no_redirect_client(&s);
-    let db = Database::open(
-        &Database::default_url(&data),
-        &PoolSettings::default(),
-    )
-    .unwrap();
+    let db = Database::open(&Database::default_url(&data), &PoolSettings::default()).unwrap();
     let patient: String = with_pool!(&db, pool => megalis_store::sqlx::query_scalar(
         "SELECT regional_id FROM identity_patient WHERE merged_into IS NULL ORDER BY seq LIMIT 1")
         .fetch_one(pool).await)
@@ -109,13 +112,9 @@ async fn every_patient_data_route_denies_a_principal_without_rights() {
         .unwrap();
     let classes: Vec<&str> = table.iter().filter_map(|r| r["class"].as_str()).collect();
     assert!(
-        classes.iter().all(|c| [
-            "no-patient-data",
-            "patient-data",
-            "plugin",
-            "test-only"
-        ]
-        .contains(c)),
+        classes
+            .iter()
+            .all(|c| ["no-patient-data", "patient-data", "plugin", "test-only"].contains(c)),
         "{classes:?}"
     );
     let mut walked = Vec::new();

@@ -51,10 +51,16 @@ async fn care_team_consent_and_emergency_access() {
     let doctor = Session::sign_in(&s, DOCTOR).await;
     doctor.add_second_factor().await;
     let page = doctor.page(&sharing).await;
-    assert!(page.contains("id=\"access-decision\">Accès refusé"), "{page}");
+    assert!(
+        page.contains("id=\"access-decision\">Accès refusé"),
+        "{page}"
+    );
     assert!(page.contains("n'appartenez pas à l'équipe de soins"));
     assert!(page.contains("id=\"declare-form\""));
-    assert!(!page.contains("id=\"team\""), "no sharing records before access");
+    assert!(
+        !page.contains("id=\"team\""),
+        "no sharing records before access"
+    );
     let csrf = csrf_field(&page);
 
     // A declaration needs a real justification; then the doctor is in the team.
@@ -77,7 +83,10 @@ async fn care_team_consent_and_emergency_access() {
     assert_eq!(status, 303);
     assert!(location.contains("notice=declared"));
     let page = doctor.page(&sharing).await;
-    assert!(page.contains("id=\"access-decision\">Accès autorisé"), "{page}");
+    assert!(
+        page.contains("id=\"access-decision\">Accès autorisé"),
+        "{page}"
+    );
     assert!(page.contains("Membre de l'équipe de soins"));
     assert!(page.contains("data-practitioner=\"810001234567\""));
     assert!(page.contains("Médecin traitant déclaré"));
@@ -106,7 +115,8 @@ async fn care_team_consent_and_emergency_access() {
     let page = doctor.page(&sharing).await;
     assert!(page.contains("Accès refusé"), "{page}");
     assert!(page.contains("s'est opposé au partage"));
-    let (status, outcome) = fhir(&doctor, &format!("/fhir/Consent?patient=Patient/{patient}")).await;
+    let (status, outcome) =
+        fhir(&doctor, &format!("/fhir/Consent?patient=Patient/{patient}")).await;
     assert_eq!(status, 403, "{outcome}");
     assert_eq!(outcome["resourceType"], "OperationOutcome");
 
@@ -119,7 +129,11 @@ async fn care_team_consent_and_emergency_access() {
     let (status, _) = nurse
         .post(
             &format!("/patients/{patient}/emergency"),
-            &[("csrf", csrf.as_str()), ("reason", "urgent"), ("hours", "4")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("reason", "urgent"),
+                ("hours", "4"),
+            ],
         )
         .await;
     assert_eq!(status, 400, "a reason is a sentence");
@@ -173,7 +187,10 @@ async fn care_team_consent_and_emergency_access() {
     let officer = Session::sign_in(&s, OFFICER).await;
     officer.add_second_factor().await;
     let queue = officer.page("/sharing/emergencies").await;
-    assert!(queue.contains("Patiente inconsciente aux urgences de Brest"), "{queue}");
+    assert!(
+        queue.contains("Patiente inconsciente aux urgences de Brest"),
+        "{queue}"
+    );
     let emergency_id = queue
         .split("data-emergency=\"")
         .nth(1)
@@ -183,18 +200,25 @@ async fn care_team_consent_and_emergency_access() {
     let (status, _) = officer
         .post(
             &format!("/sharing/emergencies/{emergency_id}/review"),
-            &[("csrf", csrf.as_str()), ("note", "Urgence vitale confirmée")],
+            &[
+                ("csrf", csrf.as_str()),
+                ("note", "Urgence vitale confirmée"),
+            ],
         )
         .await;
     assert_eq!(status, 303);
-    assert!(officer.page("/sharing/emergencies").await.contains("id=\"officer-empty\""));
+    assert!(
+        officer
+            .page("/sharing/emergencies")
+            .await
+            .contains("id=\"officer-empty\"")
+    );
     // Professionals may not open the officer's queue.
     let (status, _) = nurse.get("/sharing/emergencies").await;
     assert_eq!(status, 403);
 
     // The patient's log: every decision and change, with its reason.
-    let by_action =
-        "SELECT COUNT(*) FROM audit_record WHERE patient_id = $1 AND action = $2";
+    let by_action = "SELECT COUNT(*) FROM audit_record WHERE patient_id = $1 AND action = $2";
     for action in [
         "care-link.declare",
         "consent.record",

@@ -81,16 +81,17 @@ pub async fn requester(
                 Requester::Patient {
                     regional_ids: patients,
                 }
-            } else if let Some(national_id) =
-                p.national_id.as_deref().filter(|n| n.starts_with('8') || n.starts_with('0'))
+            } else if let Some(national_id) = p
+                .national_id
+                .as_deref()
+                .filter(|n| n.starts_with('8') || n.starts_with('0'))
             {
-                let status =
-                    megalis_directory::access::practitioner_status(&state.db, national_id)
-                        .await
-                        .map_err(|e| {
-                            tracing::error!(error = %e, "directory look-up for an access decision");
-                            ApiError::unavailable("The directory is unavailable; try again.")
-                        })?;
+                let status = megalis_directory::access::practitioner_status(&state.db, national_id)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "directory look-up for an access decision");
+                        ApiError::unavailable("The directory is unavailable; try again.")
+                    })?;
                 Requester::Professional {
                     national_id: national_id.to_string(),
                     second_factor: p.second_factor,

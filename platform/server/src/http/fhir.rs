@@ -6,7 +6,6 @@
 //! the auth middleware wraps [`routes`] where it is merged in `router`, and these handlers stay
 //! principal-free (they read nothing that depends on who asks).
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

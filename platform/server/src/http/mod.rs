@@ -102,8 +102,10 @@ impl AppState {
             megalis_identity_index::IndexSettings::default(),
         )
         .expect("the built-in matching configuration is valid");
-        let sharing =
-            megalis_sharing::SharingStore::new(db.clone(), megalis_sharing::SharingSettings::default());
+        let sharing = megalis_sharing::SharingStore::new(
+            db.clone(),
+            megalis_sharing::SharingSettings::default(),
+        );
         AppState(Arc::new(Shared {
             settings,
             db,

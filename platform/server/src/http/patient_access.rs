@@ -36,7 +36,12 @@ pub fn smart_allows(scopes: &[String], context: &str, perm: char) -> bool {
 }
 
 /// Does a SMART v2 scope list allow `perm` on `resource_type` in `context`?
-pub fn smart_scope_allows(scopes: &[String], context: &str, resource_type: &str, perm: char) -> bool {
+pub fn smart_scope_allows(
+    scopes: &[String],
+    context: &str,
+    resource_type: &str,
+    perm: char,
+) -> bool {
     scopes.iter().any(|s| {
         let Some((ctx, rest)) = s.split_once('/') else {
             return false;

@@ -185,7 +185,11 @@ async fn search(
     }
     let mut page = state.identity.search(&q).await.map_err(index_error)?;
     let criteria: Vec<&str> = echo.iter().map(|(k, _)| k.as_str()).collect();
-    let ids: Vec<&str> = page.patients.iter().map(|p| p.regional_id.as_str()).collect();
+    let ids: Vec<&str> = page
+        .patients
+        .iter()
+        .map(|p| p.regional_id.as_str())
+        .collect();
     let visible = patient_access::seen_many(
         &state,
         &audit,
@@ -198,7 +202,7 @@ async fn search(
     // A patient who blocked the caller is left out, and not counted.
     let before = page.patients.len();
     page.patients.retain(|p| visible.contains(&p.regional_id));
-    page.total = page.total.saturating_sub((before - page.patients.len()) as u64);
+    page.total = page.total.saturating_sub(before - page.patients.len());
     Ok(fhir_json(
         StatusCode::OK,
         &pfhir::search_bundle(
@@ -449,10 +453,19 @@ async fn match_patients(
         .find_matches(&incoming.record, count, only_certain)
         .await
         .map_err(index_error)?;
-    let ids: Vec<&str> = matches.iter().map(|m| m.patient.regional_id.as_str()).collect();
-    let visible =
-        patient_access::seen_many(&state, &audit, &principal, "patient.match", &ids, "FHIR $match")
-            .await?;
+    let ids: Vec<&str> = matches
+        .iter()
+        .map(|m| m.patient.regional_id.as_str())
+        .collect();
+    let visible = patient_access::seen_many(
+        &state,
+        &audit,
+        &principal,
+        "patient.match",
+        &ids,
+        "FHIR $match",
+    )
+    .await?;
     let mut matches = matches;
     matches.retain(|m| visible.contains(&m.patient.regional_id));
     Ok(fhir_json(

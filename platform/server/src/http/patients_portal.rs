@@ -8,10 +8,10 @@
 //! Decisions are POST forms with the session's CSRF token, reached only from a confirmation
 //! page; the index audits the merges, unmerges and review decisions it makes.
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Form;
 
 use super::routes::Route;
 use http::{HeaderMap, StatusCode, header};
@@ -85,7 +85,10 @@ pub fn routes() -> Vec<Route> {
         Route::patient(
             "/identity/reviews/{id}/confirm",
             &["GET"],
-            &[Probe::get("/identity/reviews/1/confirm?decision=link", Session)],
+            &[Probe::get(
+                "/identity/reviews/1/confirm?decision=link",
+                Session,
+            )],
             get(review_confirm),
         ),
         Route::patient(
@@ -618,7 +621,11 @@ async fn search(
     let page_no = q.page.unwrap_or(1).clamp(1, 10_000);
     query.offset = (page_no - 1) * PAGE_SIZE;
     let mut found = state.identity.search(&query).await.map_err(index_error)?;
-    let ids: Vec<&str> = found.patients.iter().map(|p| p.regional_id.as_str()).collect();
+    let ids: Vec<&str> = found
+        .patients
+        .iter()
+        .map(|p| p.regional_id.as_str())
+        .collect();
     let visible = patient_access::seen_many(
         &state,
         &audit,

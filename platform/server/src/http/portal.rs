@@ -6,10 +6,10 @@
 //! which has no session yet, uses a double-submit token bound to a short-lived cookie.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
 
 use super::routes::Route;
 use http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -85,7 +85,7 @@ pub struct Route {
     /// The methods the handler answers (`ANY` for plugin routes), for the table and the walk.
     pub methods: &'static [&'static str],
     pub class: DataClass,
-    pub probes: &'static [Probe],
+    pub probes: Vec<Probe>,
     pub handler: MethodRouter<AppState>,
 }
 
@@ -100,7 +100,7 @@ impl Route {
             path,
             methods,
             class: DataClass::NoPatientData,
-            probes: &[],
+            probes: Vec::new(),
             handler,
         }
     }
@@ -109,14 +109,14 @@ impl Route {
     pub fn patient(
         path: &'static str,
         methods: &'static [&'static str],
-        probes: &'static [Probe],
+        probes: &[Probe],
         handler: MethodRouter<AppState>,
     ) -> Self {
         Route {
             path,
             methods,
             class: DataClass::PatientData,
-            probes,
+            probes: probes.to_vec(),
             handler,
         }
     }
@@ -126,7 +126,7 @@ impl Route {
             path,
             methods: &["ANY"],
             class: DataClass::Plugin,
-            probes: &[],
+            probes: Vec::new(),
             handler,
         }
     }
@@ -140,7 +140,7 @@ impl Route {
             path,
             methods,
             class: DataClass::TestOnly,
-            probes: &[],
+            probes: Vec::new(),
             handler,
         }
     }
@@ -152,7 +152,7 @@ pub struct RouteInfo {
     pub path: &'static str,
     pub methods: &'static [&'static str],
     pub class: DataClass,
-    pub probes: &'static [Probe],
+    pub probes: Vec<Probe>,
 }
 
 impl From<&Route> for RouteInfo {
@@ -161,7 +161,7 @@ impl From<&Route> for RouteInfo {
             path: r.path,
             methods: r.methods,
             class: r.class,
-            probes: r.probes,
+            probes: r.probes.clone(),
         }
     }
 }
@@ -216,7 +216,7 @@ mod tests {
                     r.path
                 ),
             }
-            for p in r.probes {
+            for p in &r.probes {
                 assert!(p.path.starts_with('/'), "{}: probe path", r.path);
                 assert!(
                     r.methods.contains(&p.method),

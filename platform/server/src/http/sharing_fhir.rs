@@ -67,7 +67,9 @@ async fn patient_param(state: &AppState, value: &str) -> Result<String, ApiError
             tracing::error!(error = %e, "patient index");
             ApiError::unavailable("The patient index is unavailable; try again.")
         })?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Patient/{id} is not known")))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("Patient/{id} is not known"))
+        })?;
     Ok(patient.merged_into.unwrap_or(patient.regional_id))
 }
 
@@ -83,10 +85,7 @@ async fn search(
             "patient" | "patient:Patient" => patient = Some(v.clone()),
             "_count" | "_format" => {}
             other => {
-                return Err(bad(
-                    other,
-                    "unknown search parameter (supported: patient)",
-                ));
+                return Err(bad(other, "unknown search parameter (supported: patient)"));
             }
         }
     }
@@ -133,7 +132,14 @@ async fn read(
     // A caller without any right to patient data is refused (and audited) before learning
     // whether the id exists; the others get the decision on the directive's patient.
     if !principal.may_access_patient_data() {
-        return Err(access::deny_before_lookup(&state, &audit, &principal, "consent.read", "Consent").await);
+        return Err(access::deny_before_lookup(
+            &state,
+            &audit,
+            &principal,
+            "consent.read",
+            "Consent",
+        )
+        .await);
     }
     let number: i64 = id.parse().map_err(|_| not_found())?;
     let directive = state

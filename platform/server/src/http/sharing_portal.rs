@@ -6,10 +6,10 @@
 //! Every page and form goes through `http/access.rs` (decision and audit); every change is an
 //! audit record in the patient's log (`care-link.declare`, `emergency.declare`…).
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
 use http::{HeaderMap, StatusCode, header};
 use megalis_audit::Outcome;
 use megalis_auth::Principal;
@@ -301,7 +301,9 @@ fn notice_text(st: &SharingTexts, code: &str) -> Option<String> {
             "emergency" if fr => {
                 "Accès d'urgence ouvert. Il est tracé, signalé au patient et sera revu."
             }
-            "emergency" => "Emergency access open. It is traced, shown to the patient and will be reviewed.",
+            "emergency" => {
+                "Emergency access open. It is traced, shown to the patient and will be reviewed."
+            }
             "recorded" if fr => "Choix du patient enregistré.",
             "recorded" => "The patient's choice was recorded.",
             "revoked" if fr => "Choix révoqué.",
@@ -473,7 +475,14 @@ async fn declare(
     }
     check_csrf(&principal, &form.csrf)?;
     let (regional_id, _) = active_patient(&state, &regional_id).await?;
-    let me = professional(&state, &audit, &principal, &regional_id, "care-link.declare").await?;
+    let me = professional(
+        &state,
+        &audit,
+        &principal,
+        &regional_id,
+        "care-link.declare",
+    )
+    .await?;
     let now = megalis_auth::now_us();
     let id = state
         .sharing
@@ -493,7 +502,12 @@ async fn declare(
         .await
         .map_err(access::sharing_error)?;
     audit
-        .record(&principal, "care-link.declare", "CareTeam", Outcome::Success)
+        .record(
+            &principal,
+            "care-link.declare",
+            "CareTeam",
+            Outcome::Success,
+        )
         .object(&id.to_string())
         .patient(&regional_id)
         .detail(&format!("{me}: {}", form.justification.trim()))
@@ -611,7 +625,10 @@ async fn refer(
         .record(&principal, "care-link.refer", "CareTeam", Outcome::Success)
         .object(&id.to_string())
         .patient(&regional_id)
-        .detail(&format!("{me} → {colleague}: {}", form.justification.trim()))
+        .detail(&format!(
+            "{me} → {colleague}: {}",
+            form.justification.trim()
+        ))
         .send(&state)
         .await?;
     Ok(back(&regional_id, form.lang.as_deref(), "referred"))
@@ -640,7 +657,14 @@ async fn emergency(
     }
     check_csrf(&principal, &form.csrf)?;
     let (regional_id, _) = active_patient(&state, &regional_id).await?;
-    let me = professional(&state, &audit, &principal, &regional_id, "emergency.declare").await?;
+    let me = professional(
+        &state,
+        &audit,
+        &principal,
+        &regional_id,
+        "emergency.declare",
+    )
+    .await?;
     let hours: i64 = form.hours.trim().parse().map_err(|_| {
         ApiError::bad_request(
             "La durée est un nombre d'heures entre 1 et 24. / The duration is a number of hours between 1 and 24.",
@@ -857,7 +881,12 @@ async fn officer_queue(
         .map_err(access::sharing_error)?;
     for e in &entries {
         audit
-            .record(&principal, "emergency.review", "EmergencyAccess", Outcome::Success)
+            .record(
+                &principal,
+                "emergency.review",
+                "EmergencyAccess",
+                Outcome::Success,
+            )
             .object(&e.id.to_string())
             .patient(&e.regional_id)
             .detail("portal: review queue")
@@ -918,7 +947,12 @@ async fn officer_review(
         .await
         .map_err(access::sharing_error)?;
     let mut record = audit
-        .record(&principal, "emergency.review", "EmergencyAccess", Outcome::Success)
+        .record(
+            &principal,
+            "emergency.review",
+            "EmergencyAccess",
+            Outcome::Success,
+        )
         .object(&id.to_string())
         .detail(form.note.trim());
     if let Some(e) = &entry {

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Json;
 
 use super::routes::Route;
 use futures::TryStreamExt;
