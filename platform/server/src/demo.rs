@@ -76,7 +76,7 @@ pub const USERS: &[DemoUser] = &[
         kind: AccountKind::Staff,
         display_name: "Délégué à la protection des données",
         national_id: None,
-        organisation: None,
+        organisation: Some(ORG_RENNES),
         roles: &["privacy-officer"],
     },
 ];
