@@ -5,8 +5,9 @@
 //! only an allow-list of tags and attributes survives, `<script>`/`<style>` lose their content,
 //! event-handler attributes (`onerror=`…) are dropped, links and images keep only `http`,
 //! `https` and `mailto` URLs (or relative ones), and every link gets
-//! `rel="noopener noreferrer"`. Headings move one level down (`#` → `<h2>`): the page's one
-//! `<h1>` is the article's title.
+//! `rel="noopener noreferrer"`. Headings are shifted so that the text's top level becomes
+//! `<h2>` (`#` or `##` alike), keeping their order without gaps under the page's one `<h1>`,
+//! the article's title.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -24,35 +25,52 @@ static SANITISER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
         .url_relative(ammonia::UrlRelative::PassThrough)
         // Tables keep their header cells' scope (accessibility); nothing else is added to
         // ammonia's default allow-list, which has no event handler and no `style`.
-        .add_tag_attributes("th", ["scope"]);
+        .add_tag_attributes("th", ["scope"])
+        // The page's one <h1> is the title: a raw <h1> in the text keeps only its words.
+        .rm_tags(["h1"]);
     b
 });
 
-fn demote(level: HeadingLevel) -> HeadingLevel {
-    match level {
-        HeadingLevel::H1 => HeadingLevel::H2,
-        HeadingLevel::H2 => HeadingLevel::H3,
-        HeadingLevel::H3 => HeadingLevel::H4,
-        HeadingLevel::H4 => HeadingLevel::H5,
-        HeadingLevel::H5 | HeadingLevel::H6 => HeadingLevel::H6,
+fn rank(level: HeadingLevel) -> usize {
+    level as usize
+}
+
+fn level(rank: usize) -> HeadingLevel {
+    match rank {
+        0..=2 => HeadingLevel::H2,
+        3 => HeadingLevel::H3,
+        4 => HeadingLevel::H4,
+        5 => HeadingLevel::H5,
+        _ => HeadingLevel::H6,
     }
 }
 
 /// Markdown → sanitised HTML, safe to put in a page as is.
 pub fn render(markdown: &str) -> String {
-    let events = Parser::new_ext(markdown, options()).map(|event| match event {
+    let events: Vec<Event> = Parser::new_ext(markdown, options()).collect();
+    let top = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start(Tag::Heading { level, .. }) => Some(rank(*level)),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(2);
+    // The top level becomes h2, the others follow (at most h6); `top` is the smallest rank.
+    let level_of = |l: HeadingLevel| level(rank(l) + 2 - top);
+    let events = events.into_iter().map(|event| match event {
         Event::Start(Tag::Heading {
             level,
             id,
             classes,
             attrs,
         }) => Event::Start(Tag::Heading {
-            level: demote(level),
+            level: level_of(level),
             id,
             classes,
             attrs,
         }),
-        Event::End(TagEnd::Heading(level)) => Event::End(TagEnd::Heading(demote(level))),
+        Event::End(TagEnd::Heading(level)) => Event::End(TagEnd::Heading(level_of(level))),
         other => other,
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
@@ -115,6 +133,19 @@ mod tests {
         assert!(html.contains("<code>code</code>"));
         assert!(html.contains("<li>un</li>"));
         assert!(!html.contains("<h1"), "the page's h1 is the title");
+        // The text's top heading level becomes h2, whatever it was; order is kept, no gaps.
+        let cases = [
+            ("# A\n## B\n### C", "<h2>A</h2>\n<h3>B</h3>\n<h4>C</h4>\n"),
+            ("## A\n### B", "<h2>A</h2>\n<h3>B</h3>\n"),
+            (
+                "### A\n#### B\n### C",
+                "<h2>A</h2>\n<h3>B</h3>\n<h2>C</h2>\n",
+            ),
+            ("# A\n###### F", "<h2>A</h2>\n<h6>F</h6>\n"),
+        ];
+        for (md, expected) in cases {
+            assert_eq!(render(md), expected, "{md}");
+        }
         let table = render("| a | b |\n|---|---|\n| 1 | 2 |\n");
         assert!(
             table.contains("<table>") && table.contains("<th>a</th>"),
@@ -189,6 +220,7 @@ mod tests {
                 assert!(!lower.contains(bad), "{input} → {html}");
             }
         }
+        assert_eq!(render("<h1>Titre brut</h1>"), "Titre brut");
         // What is allowed survives.
         assert_eq!(render("<em>oui</em>"), "<p><em>oui</em></p>\n");
         assert!(render("Texte <script>alert(1)</script> suite").contains("Texte"));
