@@ -16,5 +16,6 @@ mod e2e {
     pub mod plugins;
     pub mod postgres;
     pub mod psc;
+    pub mod publications;
     pub mod resilience;
 }

@@ -9,8 +9,10 @@
 use askama::Template;
 
 mod patients;
+mod publications;
 mod texts;
 pub use patients::*;
+pub use publications::*;
 pub use texts::{Lang, Texts};
 
 pub const CSS: &str = include_str!("../static/portal.css");

@@ -14,6 +14,7 @@ pub mod patient_fhir;
 pub mod patients_portal;
 pub mod portal;
 pub mod problem;
+pub mod publications;
 mod testing;
 pub mod tls;
 
@@ -423,6 +424,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::plugins::routes());
     // FHIR R4: the directory (public data) and the patient index (patient_access decides).
     app = app.merge(fhir::routes()).merge(patient_fhir::routes());
+    app = app.merge(publications::routes());
     if settings.mode == Mode::Test {
         app = app.merge(testing::routes());
     }
