@@ -559,6 +559,50 @@ async fn publications(database: Option<String>) {
         200
     );
 
+    // Editing: saved over the version loaded; a second save from the same stale form is
+    // refused with the text kept.
+    let page = editor
+        .page(&format!("/publications/manage/{journee_id}"))
+        .await;
+    let (csrf, version) = (csrf_field(&page), hidden(&page, "version"));
+    let edit = |body: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("version", version.clone()),
+            ("title", journee.to_string()),
+            ("body", body.to_string()),
+            ("audience", "public".to_string()),
+            ("tags", "Événements, Bretagne".to_string()),
+            ("op", "save".to_string()),
+        ]
+    };
+    let form: Vec<(&str, String)> = edit("Le **12 mars** à Rennes, au Couvent des Jacobins.");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = editor
+        .post(&format!("/publications/manage/{journee_id}"), &form)
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert!(saved.location.contains("done=saved"));
+    let stale: Vec<(&str, String)> = edit("Texte venu depuis un autre onglet");
+    let stale: Vec<(&str, &str)> = stale.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = editor
+        .post(&format!("/publications/manage/{journee_id}"), &stale)
+        .await;
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused
+            .body
+            .contains(">Texte venu depuis un autre onglet</textarea>"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        anonymous
+            .page("/publications/journee-regionale-du-rein")
+            .await
+            .contains("Jacobins")
+    );
+
     // Search: accents and case do not matter, words are prefixes, audiences hold.
     for q in ["depistage", "DÉPISTAGE precoce", "creat", "nephrologie"] {
         let found = listed(
@@ -575,13 +619,11 @@ async fn publications(database: Option<String>) {
     );
     let by_tag = listed(&doctor.page("/pro/publications?tag=nephrologie").await);
     assert_eq!(by_tag.len(), 3, "{by_tag:?}");
-    assert!(
-        listed(&anonymous.page("/publications?q=zzzinconnu").await).is_empty()
-            && anonymous
-                .page("/publications?q=zzzinconnu")
-                .await
-                .contains("id=\"no-results\"")
-    );
+    let nothing = anonymous.page("/publications?q=zzzinconnu").await;
+    assert!(listed(&nothing).is_empty() && nothing.contains("id=\"no-results\""));
+    // The same pages in English.
+    let english = anonymous.page("/publications?lang=en").await;
+    assert!(english.contains("<html lang=\"en\">") && english.contains("Search the articles"));
 
     // The feed: public and published only, as a third-party reader sees it.
     let f = feed(&s).await;
@@ -656,6 +698,7 @@ async fn publications(database: Option<String>) {
     assert_eq!(audit_count(&db, "publication.publish", "success").await, 2);
     assert_eq!(audit_count(&db, "publication.schedule", "success").await, 1);
     assert_eq!(audit_count(&db, "publication.withdraw", "success").await, 1);
+    assert_eq!(audit_count(&db, "publication.update", "success").await, 1);
     assert_eq!(audit_count(&db, "publication.manage", "denied").await, 2);
 }
 
