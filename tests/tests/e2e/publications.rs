@@ -145,14 +145,19 @@ fn paris_in(seconds: u64) -> (String, std::time::SystemTime) {
     let epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let out = Command::new("date")
         .env("TZ", "Europe/Paris")
-        .args(["-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%S"])
+        .args(["-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%S %Z"])
         .output()
         .expect("date");
     assert!(out.status.success(), "{out:?}");
-    (
-        String::from_utf8(out.stdout).unwrap().trim().to_string(),
-        at,
-    )
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (local, zone) = text.trim().split_once(' ').unwrap();
+    // Without the time-zone database `date` falls back to UTC silently (scripts/test.sh
+    // installs tzdata).
+    assert!(
+        matches!(zone, "CET" | "CEST"),
+        "no Europe/Paris zone data: {text}"
+    );
+    (local.to_string(), at)
 }
 
 async fn demo_server(data: &Path, database: Option<&str>) -> Server {
