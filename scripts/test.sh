@@ -24,6 +24,8 @@ command -v python3 >/dev/null || packages+=(python3 python3-venv)
 # Headless Chromium and its WebDriver for the portal's browser tests (auth, issue 3).
 command -v chromium >/dev/null || packages+=(chromium)
 command -v chromedriver >/dev/null || packages+=(chromium-driver)
+# The time-zone database: the publications test computes Paris wall-clock times with `date`.
+[ -e /usr/share/zoneinfo/Europe/Paris ] || packages+=(tzdata)
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
     packages+=(postgresql postgresql-contrib)
 fi

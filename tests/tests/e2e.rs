@@ -16,6 +16,7 @@ mod e2e {
     pub mod plugins;
     pub mod postgres;
     pub mod psc;
+    pub mod publications;
     pub mod resilience;
     pub mod route_walk;
     pub mod sharing;

@@ -9,9 +9,11 @@
 use askama::Template;
 
 mod patients;
+mod publications;
 mod sharing;
 mod texts;
 pub use patients::*;
+pub use publications::*;
 pub use sharing::*;
 pub use texts::{Lang, Texts};
 

@@ -62,6 +62,15 @@ pub const USERS: &[DemoUser] = &[
         roles: &["identity"],
     },
     DemoUser {
+        username: "redaction",
+        password: "Demo-Editeur-Quimper-29!",
+        kind: AccountKind::Staff,
+        display_name: "Rédaction Megalis",
+        national_id: None,
+        organisation: Some(ORG_RENNES),
+        roles: &["editor"],
+    },
+    DemoUser {
         username: "secretariat.rennes",
         password: "Demo-Secretariat-Rennes-35!",
         kind: AccountKind::Staff,
@@ -562,4 +571,178 @@ pub mod patients {
 /// The name of a demo hospital's assigning authority (the portal shows it instead of the OID).
 pub fn authority_name(oid: &str) -> Option<&'static str> {
     patients::authority_name(oid)
+}
+
+pub mod publications {
+    //! The demo articles, written by the `redaction` demo account: a public article on the
+    //! regional platform and patients' rights (published), a professionals' article on the
+    //! chronic kidney disease pathway (published), and a public article on preparing a
+    //! teleconsultation, scheduled a week after the first start (it appears by itself). A
+    //! restart adds nothing: an article whose address exists is left as it is, whatever an
+    //! editor did to it since.
+
+    use megalis_auth::Auth;
+    use megalis_publications::{
+        Action, ArticleInput, PublicationError, Publications, slug::slugify,
+    };
+
+    /// When a demo article goes out.
+    #[derive(Clone, Copy)]
+    enum When {
+        Now,
+        InDays(i64),
+    }
+
+    struct DemoArticle {
+        title: &'static str,
+        audience: &'static str,
+        tags: &'static str,
+        body: &'static str,
+        when: When,
+    }
+
+    const ARTICLES: [DemoArticle; 3] = [
+        DemoArticle {
+            title: "La plateforme régionale de e-santé et vos droits de patient",
+            audience: "public",
+            tags: "Droits des patients, Plateforme régionale",
+            when: When::Now,
+            body: "Megalis est la plateforme régionale de e-santé de Bretagne. Elle permet aux \
+hôpitaux, aux réseaux de soins et aux professionnels de santé qui vous soignent de partager, \
+de façon sécurisée, les informations utiles à votre prise en charge.
+
+## Qui peut voir vos informations ?
+
+Les professionnels de votre **équipe de soins** peuvent partager les informations nécessaires \
+à votre suivi, sauf si vous vous y opposez. En dehors de l'équipe de soins, votre \
+**consentement** est nécessaire (loi n° 2002-303 du 4 mars 2002 relative aux droits des \
+malades et à la qualité du système de santé).
+
+En cas d'urgence, si vous ne pouvez pas donner votre accord et que votre vie est en danger, un \
+professionnel peut accéder à votre dossier (« bris de glace »), sauf si vous vous y étiez \
+opposé auparavant. Cet accès est tracé et vous est signalé.
+
+## Vos droits
+
+- **Savoir qui a consulté votre dossier** : chaque accès est enregistré dans un journal \
+infalsifiable que vous pouvez consulter.
+- **Vous opposer** au partage de vos informations, ou **bloquer** l'accès d'un professionnel \
+donné.
+- **Masquer** un document à certains professionnels.
+- **Accéder** aux informations de santé qui vous concernent (article L1111-7 du Code de la \
+santé publique).
+
+Pour exercer ces droits, adressez-vous à l'établissement qui vous soigne ou au délégué à la \
+protection des données de la plateforme.",
+        },
+        DemoArticle {
+            title: "Maladie rénale chronique : le parcours de soins régional",
+            audience: "professionals",
+            tags: "Néphrologie, Parcours de soins, Breizh Rein",
+            when: When::Now,
+            body: "Le parcours régional de la maladie rénale chronique (MRC) s'appuie sur \
+l'application **Breizh Rein**, ouverte aux médecins depuis le lanceur d'applications.
+
+## Estimer le débit de filtration glomérulaire
+
+Le DFG est estimé par l'équation **CKD-EPI 2021**, sans coefficient ethnique, à partir de la \
+créatinine sérique (en mg/dL : µmol/L ÷ 88,4), de l'âge et du sexe.
+
+## Classer selon KDIGO
+
+| Stade | DFG (mL/min/1,73 m²) |
+|---|---|
+| G1 | ≥ 90 |
+| G2 | 60 à 89 |
+| G3a | 45 à 59 |
+| G3b | 30 à 44 |
+| G4 | 15 à 29 |
+| G5 | < 15 |
+
+L'albuminurie complète la classification : **A1** < 3 mg/mmol, **A2** de 3 à 30 mg/mmol, \
+**A3** > 30 mg/mmol (rapport albumine/créatinine urinaire).
+
+## Alertes du parcours
+
+- déclin du DFG de plus de **5 mL/min/1,73 m² par an** ;
+- kaliémie à **5,5**, **6,0** et **6,5 mmol/L** (trois niveaux d'alerte) ;
+- en dialyse, un **Kt/V** inférieur à 1,2 (cible 1,4).
+
+Les données du registre REIN (date de début du traitement, modalité, démarrage en urgence, \
+cathéter, comorbidités, inscription sur liste de greffe) sont saisies dans Breizh Rein.",
+        },
+        DemoArticle {
+            title: "Téléconsultation : bien se préparer",
+            audience: "public",
+            tags: "Téléconsultation, Conseils",
+            when: When::InDays(7),
+            body: "Votre médecin vous propose une consultation à distance ? Quelques conseils \
+pour qu'elle se passe bien.
+
+1. Installez-vous dans un endroit calme et bien éclairé.
+2. Vérifiez votre connexion, votre caméra et votre micro quelques minutes avant.
+3. Préparez votre carte Vitale, vos ordonnances et la liste de vos traitements.
+4. Ouvrez le lien personnel reçu de votre médecin : il ne sert qu'une fois. Vous patientez \
+dans une salle d'attente jusqu'à ce que le médecin vous admette.
+
+La téléconsultation se déroule comme une consultation au cabinet : elle est confidentielle \
+et votre consentement est recueilli.",
+        },
+    ];
+
+    /// Writes the demo articles that do not exist yet; the number written.
+    pub async fn seed(auth: &Auth, now_us: i64) -> Result<usize, PublicationError> {
+        let store = Publications::new(auth.db.clone());
+        let author_id = match megalis_auth::account::by_username(&auth.db, "redaction").await {
+            Ok(Some(a)) => a.id,
+            _ => "redaction".to_string(),
+        };
+        let mut written = 0;
+        for a in &ARTICLES {
+            if store.by_slug(&slugify(a.title)).await?.is_some() {
+                continue;
+            }
+            let input = ArticleInput::parse(a.title, a.body, a.audience, a.tags)?;
+            let draft = store
+                .create(&input, &author_id, "Rédaction Megalis", now_us)
+                .await?;
+            let action = match a.when {
+                When::Now => Action::Publish,
+                When::InDays(days) => Action::Schedule {
+                    at_us: now_us + days * 86_400_000_000,
+                },
+            };
+            store
+                .apply(&draft.id, draft.version, action, now_us)
+                .await?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn demo_articles_are_valid_and_render_without_loss() {
+            for a in &ARTICLES {
+                let input = ArticleInput::parse(a.title, a.body, a.audience, a.tags)
+                    .unwrap_or_else(|e| panic!("{}: {e}", a.title));
+                let html = megalis_publications::markdown::render(&input.body);
+                assert!(
+                    html.contains("<h2>") || html.contains("<ol>"),
+                    "{}",
+                    a.title
+                );
+                assert!(
+                    !html.contains('\\'),
+                    "no stray line continuation in {}",
+                    a.title
+                );
+            }
+            let table = megalis_publications::markdown::render(ARTICLES[1].body);
+            assert!(table.contains("<td>G3a</td>"), "{table}");
+        }
+    }
 }

@@ -197,6 +197,12 @@ pub async fn run(settings: Settings) -> Result<(), ServerError> {
                                 return;
                             }
                         }
+                        let now = megalis_audit::record::now_us();
+                        match crate::demo::publications::seed(&state.auth, now).await {
+                            Ok(n) => tracing::info!(articles = n, "demo publications written"),
+                            // Articles are not vital to a demonstration: log and go on.
+                            Err(e) => tracing::error!(error = %e, "demo publications failed"),
+                        }
                     }
                     auth_refresher
                         .lock()

@@ -15,6 +15,7 @@ pub mod patient_fhir;
 pub mod patients_portal;
 pub mod portal;
 pub mod problem;
+pub mod publications;
 pub mod routes;
 pub mod sharing_fhir;
 pub mod sharing_portal;

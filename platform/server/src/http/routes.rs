@@ -183,6 +183,7 @@ pub fn table(test_mode: bool) -> Vec<Route> {
     routes.extend(super::patient_fhir::routes());
     routes.extend(super::sharing_fhir::routes());
     routes.extend(super::sharing_portal::routes());
+    routes.extend(super::publications::routes());
     if test_mode {
         routes.extend(super::testing::routes());
     }
