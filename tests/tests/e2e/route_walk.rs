@@ -10,13 +10,14 @@
 use std::time::Duration;
 
 use megalis_store::{Database, PoolSettings, with_pool};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::auth::{admin, csrf_field, ok, password_login};
 use super::cps::no_redirect_client;
 
 const PASSWORD: &str = "Walk-the-routes-2026!";
 const SECRET: &str = "walker-secret-0123456789abcdef0123456789";
+const BREST: &str = "1.2.250.1.71.4.2.2.290000017";
 
 #[tokio::test]
 async fn every_patient_data_route_denies_a_principal_without_rights() {
@@ -36,6 +37,8 @@ async fn every_patient_data_route_denies_a_principal_without_rights() {
             "staff",
             "--name",
             "Secrétariat",
+            "--organisation",
+            "359999001",
             "--password-file",
             pw.to_str().unwrap(),
         ],
@@ -58,25 +61,66 @@ async fn every_patient_data_route_denies_a_principal_without_rights() {
         ],
     ));
 
-    let s = megalis_e2e::server()
-        .data_dir(&data)
-        .arg("--demo")
-        .start()
-        .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !s.log().contains("demo patients fed") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "demo patients not fed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ok(admin(
+        &data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "walk-feeder",
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "system/Patient.cru",
+            "--authority",
+            BREST,
+        ],
+    ));
+    // Test mode (not --demo): the route table is served at /_test/routes.
+    let s = megalis_e2e::server().data_dir(&data).start().await;
     let http = no_redirect_client(&s);
+    let token_of = |id: &'static str| {
+        let http = http.clone();
+        let url = s.url("/oauth2/token");
+        async move {
+            let v: Value = http
+                .post(url)
+                .basic_auth(id, Some(SECRET))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().expect("token").to_string()
+        }
+    };
+    // One patient, fed by a hospital system.
+    let feeder = token_of("walk-feeder").await;
+    let created = http
+        .post(s.url("/fhir/Patient"))
+        .bearer_auth(&feeder)
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({
+                "resourceType": "Patient",
+                "identifier": [{"system": format!("urn:oid:{BREST}"), "value": "WALK-PATIENT"}],
+                "name": [{"use": "official", "family": "LE BRIS", "given": ["Nolwenn"]}],
+                "gender": "female",
+                "birthDate": "1971-03-08",
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let patient = created["id"].as_str().unwrap().to_string();
     let db = Database::open(&Database::default_url(&data), &PoolSettings::default()).unwrap();
-    let patient: String = with_pool!(&db, pool => megalis_store::sqlx::query_scalar(
-        "SELECT regional_id FROM identity_patient WHERE merged_into IS NULL ORDER BY seq LIMIT 1")
-        .fetch_one(pool).await)
-    .unwrap();
 
     // The two principals without rights.
     let cookie = password_login(&http, &s, "secretariat", PASSWORD).await;
@@ -90,26 +134,12 @@ async fn every_patient_data_route_denies_a_principal_without_rights() {
         .await
         .unwrap();
     let csrf = csrf_field(&profile);
-    let token: Value = http
-        .post(s.url("/oauth2/token"))
-        .basic_auth("annuaire-only", Some(SECRET))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().expect("token").to_string();
+    let token = token_of("annuaire-only").await;
 
-    let table: Vec<Value> = http
-        .get(s.url("/_test/routes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let table = http.get(s.url("/_test/routes")).send().await.unwrap();
+    assert_eq!(table.status(), 200);
+    let table: Value = table.json().await.unwrap();
+    let table = table.as_array().unwrap_or_else(|| panic!("{table}"));
     let classes: Vec<&str> = table.iter().filter_map(|r| r["class"].as_str()).collect();
     assert!(
         classes

@@ -234,27 +234,45 @@ pub async fn decide_quietly(
     Ok(decision)
 }
 
-/// A refusal before any patient is known (a caller without any right to patient data asks
-/// for an id): audited as a denial without a patient, returned as the error.
-pub async fn deny_before_lookup(
+/// The refusals that do not depend on the patient (who asks, not whom about): checked before
+/// a resource is looked up, so that a caller without any right learns nothing of which ids
+/// exist. Such a refusal is audited (without a patient) and returned as the error.
+pub async fn precheck(
     state: &AppState,
     audit: &Audit,
     p: &Principal,
+    resource: &Resource,
+    action: Action,
     audit_action: &str,
     object_type: &str,
-) -> ApiError {
-    let reason = if p.is_authenticated() {
-        Reason::NoScope
-    } else {
+) -> Result<(), ApiError> {
+    let requester = requester(state, p, resource, action, false).await?;
+    let decision = megalis_sharing::decide(&AccessRequest {
+        requester: &requester,
+        resource,
+        action,
+        purpose: Purpose::Care,
+        facts: &SharingFacts::default(),
+        now: megalis_auth::now_us(),
+    });
+    let about_the_caller = matches!(
+        decision.reason,
         Reason::NotAuthenticated
-    };
-    let sent = audit
-        .record(p, audit_action, object_type, Outcome::Denied)
-        .detail(&format!("reason={}", reason.code()))
-        .send(state)
-        .await;
-    match sent {
-        Ok(()) => ApiError::new(status_of(reason), reason.text()),
-        Err(e) => e,
+            | Reason::SecondFactorRequired
+            | Reason::PractitionerClosed
+            | Reason::NotAHealthProfessional
+            | Reason::NoScope
+    );
+    if decision.allowed || !about_the_caller {
+        return Ok(());
     }
+    audit
+        .record(p, audit_action, object_type, Outcome::Denied)
+        .detail(&format!("reason={}", decision.reason.code()))
+        .send(state)
+        .await?;
+    Err(ApiError::new(
+        status_of(decision.reason),
+        decision.reason.text(),
+    ))
 }

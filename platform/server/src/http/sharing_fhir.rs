@@ -89,6 +89,16 @@ async fn search(
             }
         }
     }
+    access::precheck(
+        &state,
+        &audit,
+        &principal,
+        &Resource::Consent,
+        Action::Read,
+        "consent.read",
+        "Consent",
+    )
+    .await?;
     let Some(patient) = patient else {
         return Err(bad("patient", "a Consent search names the patient"));
     };
@@ -131,16 +141,16 @@ async fn read(
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("Consent/{id} is not known"));
     // A caller without any right to patient data is refused (and audited) before learning
     // whether the id exists; the others get the decision on the directive's patient.
-    if !principal.may_access_patient_data() {
-        return Err(access::deny_before_lookup(
-            &state,
-            &audit,
-            &principal,
-            "consent.read",
-            "Consent",
-        )
-        .await);
-    }
+    access::precheck(
+        &state,
+        &audit,
+        &principal,
+        &Resource::Consent,
+        Action::Read,
+        "consent.read",
+        "Consent",
+    )
+    .await?;
     let number: i64 = id.parse().map_err(|_| not_found())?;
     let directive = state
         .sharing

@@ -252,6 +252,7 @@ async fn professional(
 ) -> Result<String, ApiError> {
     // The identity gate is the right one for declarations: a professional may find the
     // patient unless the patient blocked them; anyone else is refused.
+    let detail = format!("portal: sharing ({audit_action})");
     access::decide(
         state,
         audit,
@@ -260,8 +261,8 @@ async fn professional(
             regional_id,
             Resource::Identity,
             Action::Read,
-            audit_action,
-            "portal: sharing",
+            "patient.read",
+            &detail,
         ),
     )
     .await?;
@@ -752,7 +753,7 @@ async fn record(
             &regional_id,
             Resource::Consent,
             Action::Write,
-            "consent.record",
+            "consent.access",
             "portal: patient's choice recorded by a professional",
         ),
     )
@@ -820,7 +821,7 @@ async fn revoke(
             &regional_id,
             Resource::Consent,
             Action::Write,
-            "consent.revoke",
+            "consent.access",
             "portal: choice revoked by a professional",
         ),
     )
@@ -883,7 +884,7 @@ async fn officer_queue(
         audit
             .record(
                 &principal,
-                "emergency.review",
+                "emergency.list",
                 "EmergencyAccess",
                 Outcome::Success,
             )
