@@ -721,3 +721,29 @@ async fn search_filters_and_paging() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_replacements_of_one_version_cannot_both_win() {
+    both(async |e: Env| {
+        let first = e.docs.provide_bundle(&provide_bundle(&pdf("v1"), "urn:oid:1.2.7.1"), &resolver(), "h").await.unwrap();
+        let old = first.documents[0].id.clone();
+        let replacement = |n: u32| {
+            let mut b = provide_bundle(&pdf(&format!("v2 by {n}")), &format!("urn:oid:1.2.7.{}", n + 10));
+            b["entry"][1]["resource"]["relatesTo"] =
+                json!([{ "code": "replaces", "target": { "reference": format!("DocumentReference/{old}") } }]);
+            b
+        };
+        let (a, b) = (replacement(1), replacement(2));
+        let resolver = resolver();
+        let (ra, rb) = tokio::join!(
+            e.docs.provide_bundle(&a, &resolver, "h"),
+            e.docs.provide_bundle(&b, &resolver, "h"),
+        );
+        let wins = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
+        assert_eq!(wins, 1, "{ra:?} / {rb:?}");
+        let loser = ra.err().or(rb.err()).unwrap();
+        assert!(matches!(loser, DocumentError::Conflict(_)), "{loser}");
+        assert_eq!(count(&e.db, "document_entry").await, 2);
+    })
+    .await;
+}
