@@ -232,6 +232,26 @@ impl BinaryAccess {
     }
 }
 
+/// A Bundle that passed [`Documents::check_bundle`]: only that function makes one, so
+/// [`Documents::provide_checked`] never writes an unchecked plan.
+#[derive(Debug, Clone)]
+pub struct CheckedBundle {
+    plan: bundle::ProvideBundle,
+    patient_id: String,
+}
+
+impl CheckedBundle {
+    /// The one regional patient all its documents are about (for the access decision).
+    pub fn patient_id(&self) -> &str {
+        &self.patient_id
+    }
+
+    /// How many DocumentReferences it provides.
+    pub fn documents(&self) -> usize {
+        self.plan.documents.len()
+    }
+}
+
 /// The documents service.
 #[derive(Clone)]
 pub struct Documents {
@@ -326,17 +346,17 @@ impl Documents {
 
     /// ITI-65: checks a transaction Bundle whole, resolves its patient, writes the Binary
     /// contents to the blob store, then creates every row in one transaction (all or nothing).
-    /// All documents of one transaction are about one patient (as an XDS submission set), so
-    /// the server decides access once, on [`Provided::effects`]' patient — or before calling,
-    /// with [`Documents::check_bundle`].
+    /// All documents of one transaction are about one patient (as an XDS submission set). To
+    /// decide access before anything is written, call [`Documents::check_bundle`], decide on
+    /// [`CheckedBundle::patient_id`], then [`Documents::provide_checked`].
     pub async fn provide_bundle(
         &self,
         bundle: &Value,
         resolver: &impl PatientResolver,
         submitter: &str,
     ) -> Result<Provided> {
-        let (plan, patient_id) = self.check_bundle(bundle, resolver, submitter).await?;
-        self.provide_checked(plan, patient_id, submitter).await
+        let checked = self.check_bundle(bundle, resolver, submitter).await?;
+        self.provide_checked(checked, submitter).await
     }
 
     /// Provides a single DocumentReference (`POST /fhir/DocumentReference`) whose attachment
@@ -369,7 +389,8 @@ impl Documents {
             binaries: Vec::new(),
             kinds: vec![bundle::EntryKind::DocumentReference],
         };
-        self.provide_checked(plan, patient_id, submitter).await
+        self.provide_checked(CheckedBundle { plan, patient_id }, submitter)
+            .await
     }
 
     /// The checks of [`Documents::provide_bundle`] that need no write: the Bundle's shape and
@@ -379,7 +400,7 @@ impl Documents {
         bundle: &Value,
         resolver: &impl PatientResolver,
         submitter: &str,
-    ) -> Result<(bundle::ProvideBundle, String)> {
+    ) -> Result<CheckedBundle> {
         let plan = bundle::provide_bundle(
             bundle,
             self.limits.max_inline_size,
@@ -410,16 +431,20 @@ impl Documents {
                 Some(_) => {}
             }
         }
-        let patient = patient.expect("a checked bundle has a document");
-        Ok((plan, patient))
+        let patient_id = patient.expect("a checked bundle has a document");
+        Ok(CheckedBundle { plan, patient_id })
     }
 
-    async fn provide_checked(
+    /// Writes a Bundle checked by [`Documents::check_bundle`] with the same `submitter`: the
+    /// blobs, then every row in one transaction (all or nothing). The checks that need the
+    /// stored state (a named `Binary/{id}`, the replaced version, the masterIdentifier) run
+    /// inside that transaction.
+    pub async fn provide_checked(
         &self,
-        plan: bundle::ProvideBundle,
-        patient_id: String,
+        checked: CheckedBundle,
         submitter: &str,
     ) -> Result<Provided> {
+        let CheckedBundle { plan, patient_id } = checked;
         // Contents first: content-addressed, so a failure below leaves only unreferenced blobs.
         for b in &plan.binaries {
             let stored = self

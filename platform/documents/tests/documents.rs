@@ -103,11 +103,15 @@ async fn provide_find_retrieve_round_trip() {
     both(async |e: Env| {
         let content = pdf("round trip");
         let bundle = provide_bundle(&content, "urn:oid:1.2.250.1.999.1.1");
-        let provided = e
+        // Checked first (the server decides access on its patient), then written.
+        let checked = e
             .docs
-            .provide_bundle(&bundle, &resolver(), "hospital-a")
+            .check_bundle(&bundle, &resolver(), "hospital-a")
             .await
             .unwrap();
+        assert_eq!((checked.patient_id(), checked.documents()), (PATIENT, 1));
+        assert_eq!(count(&e.db, "document_entry").await, 0);
+        let provided = e.docs.provide_checked(checked, "hospital-a").await.unwrap();
         assert_eq!(provided.documents.len(), 1);
         let doc = &provided.documents[0];
         let binary = &provided.binaries[0];
