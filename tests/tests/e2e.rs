@@ -9,6 +9,7 @@ mod e2e {
     pub mod cli;
     pub mod cps;
     pub mod directory;
+    pub mod documents;
     pub mod http;
     pub mod identity;
     pub mod patient_fhir;

@@ -428,6 +428,14 @@ pub static KEYS: &[Key] = &[
         "Allow a plain-HTTP S3 endpoint (tests only)",
     ),
     key(
+        "documents.max_size",
+        Kind::Size,
+        Some("1GiB"),
+        Serve,
+        "Largest shared document content, streamed to the blob store (POST /fhir/Binary): EEG \
+         recordings reach hundreds of MB",
+    ),
+    key(
         "plugins.config",
         Kind::Path,
         None,

@@ -470,6 +470,8 @@ pub struct Settings {
     pub cps_reload_interval: Duration,
     pub oidc_upstream: Option<UpstreamOidc>,
     pub http_body_limit: u64,
+    /// Largest shared document content (`POST /fhir/Binary`, streamed).
+    pub documents_max_size: u64,
     pub http_request_timeout: Duration,
     pub http_header_timeout: Duration,
     pub shutdown_grace_period: Duration,
@@ -785,6 +787,7 @@ impl Settings {
             oidc_upstream,
             cps_reload_interval: t.required("cps.reload_interval", parse_duration)?,
             http_body_limit: t.required("http.body_limit", parse_size)?,
+            documents_max_size: t.required("documents.max_size", parse_size)?,
             http_request_timeout: t.required("http.request_timeout", parse_duration)?,
             http_header_timeout: t.required("http.header_timeout", parse_duration)?,
             shutdown_grace_period: t.required("shutdown.grace_period", parse_duration)?,

@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth_glue;
 pub mod cps;
 pub mod directory_lookup;
+pub mod documents_fhir;
 pub mod federation;
 pub mod fhir;
 pub mod forwarded;
@@ -427,10 +428,19 @@ pub fn router(state: AppState) -> Router {
     let settings = &state.settings;
     // One table: each route says whether it touches patient data (`routes.rs`).
     let mut app = Router::new();
+    let body_limit = usize::try_from(settings.http_body_limit).unwrap_or(usize::MAX);
     for route in routes::table(settings.mode == Mode::Test) {
-        app = app.route(route.path, route.handler);
+        // The body limit is per route: a streamed upload enforces its own, larger one.
+        let handler = if route.streamed {
+            route.handler
+        } else {
+            route
+                .handler
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        };
+        app = app.route(route.path, handler);
     }
-    with_front_layers(app, state)
+    with_front_layers(app, state, false)
 }
 
 /// The router of the mutual-TLS listener: the CPS card login, the OAuth endpoints where system
@@ -441,22 +451,26 @@ pub fn card_listener_router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(cps::card_listener_routes())
         .merge(oauth::mtls_routes());
-    with_front_layers(app, state)
+    with_front_layers(app, state, true)
 }
 
-fn with_front_layers(app: Router<AppState>, state: AppState) -> Router {
+/// The layers every request of a listener passes. `body_limit`: apply `http.body_limit` to
+/// the whole router (the main router applies it per route instead, see [`router`]).
+fn with_front_layers(app: Router<AppState>, state: AppState, body_limit: bool) -> Router {
     let settings = &state.settings;
-    app.fallback(not_found)
+    let mut app = app
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.http_request_timeout,
-        ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+        ));
+    if body_limit {
+        app = app.layer(tower_http::limit::RequestBodyLimitLayer::new(
             usize::try_from(settings.http_body_limit).unwrap_or(usize::MAX),
-        ))
-        .layer(FrontLayer(state.clone()))
-        .with_state(state)
+        ));
+    }
+    app.layer(FrontLayer(state.clone())).with_state(state)
 }
 
 /// The client info of a request, for handlers that audit (falls back to "unknown").

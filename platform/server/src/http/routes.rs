@@ -69,6 +69,15 @@ impl Probe {
         }
     }
 
+    pub const fn delete(path: &'static str, auth: ProbeAuth) -> Self {
+        Probe {
+            method: "DELETE",
+            path,
+            auth,
+            body: None,
+        }
+    }
+
     pub const fn put(path: &'static str, auth: ProbeAuth, body: &'static str) -> Self {
         Probe {
             method: "PUT",
@@ -87,9 +96,18 @@ pub struct Route {
     pub class: DataClass,
     pub probes: Vec<Probe>,
     pub handler: MethodRouter<AppState>,
+    /// The handler streams its body and enforces its own size limit (`documents.max_size`);
+    /// every other route gets `http.body_limit`.
+    pub streamed: bool,
 }
 
 impl Route {
+    /// Marks a route whose handler streams its body under its own limit.
+    pub fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
+    }
+
     /// A route that touches no patient data.
     pub fn open(
         path: &'static str,
@@ -102,6 +120,7 @@ impl Route {
             class: DataClass::NoPatientData,
             probes: Vec::new(),
             handler,
+            streamed: false,
         }
     }
 
@@ -118,6 +137,7 @@ impl Route {
             class: DataClass::PatientData,
             probes: probes.to_vec(),
             handler,
+            streamed: false,
         }
     }
 
@@ -128,6 +148,7 @@ impl Route {
             class: DataClass::Plugin,
             probes: Vec::new(),
             handler,
+            streamed: false,
         }
     }
 
@@ -142,6 +163,7 @@ impl Route {
             class: DataClass::TestOnly,
             probes: Vec::new(),
             handler,
+            streamed: false,
         }
     }
 }
@@ -184,6 +206,7 @@ pub fn table(test_mode: bool) -> Vec<Route> {
     routes.extend(super::sharing_fhir::routes());
     routes.extend(super::sharing_portal::routes());
     routes.extend(super::publications::routes());
+    routes.extend(super::documents_fhir::routes());
     if test_mode {
         routes.extend(super::testing::routes());
     }
