@@ -152,17 +152,15 @@ async fn resolve(state: &AppState, subject: &Subject) -> Result<Option<String>, 
     Ok(found.map(|p| p.merged_into.unwrap_or(p.regional_id)))
 }
 
-fn resolver(
-    state: &AppState,
-) -> impl Fn(
-    &Subject,
-) -> std::pin::Pin<
+/// What the documents service's patient resolver returns.
+type ResolveFuture = std::pin::Pin<
     Box<
         dyn std::future::Future<Output = Result<Option<String>, megalis_documents::ResolveError>>
             + Send,
     >,
-> + Send
-+ Sync {
+>;
+
+fn resolver(state: &AppState) -> impl Fn(&Subject) -> ResolveFuture + Send + Sync {
     let state = state.clone();
     move |subject: &Subject| {
         let state = state.clone();
