@@ -8,10 +8,12 @@
 
 use askama::Template;
 
+mod documents;
 mod patients;
 mod publications;
 mod sharing;
 mod texts;
+pub use documents::*;
 pub use patients::*;
 pub use publications::*;
 pub use sharing::*;

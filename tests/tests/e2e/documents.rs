@@ -15,6 +15,7 @@ use megalis_store::{Database, PoolSettings, with_pool};
 use serde_json::{Value, json};
 
 use super::cps::no_redirect_client;
+use super::patients::Session;
 
 const BREST: &str = "1.2.250.1.71.4.2.2.290000017";
 const DOCTOR: &str = "810001234567";
@@ -70,7 +71,7 @@ fn pdf(text: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// An EDF+ recording: `channels` signals at 256 Hz, `records` one-second records, built from
+/// An EDF recording: `channels` signals at 256 Hz, `records` one-second records, built from
 /// the EDF specification (ASCII header of 256 + 256 × ns bytes, then 16-bit samples).
 fn edf(channels: usize, records: usize) -> Vec<u8> {
     let field = |s: &str, n: usize| format!("{s:<n$}");
@@ -81,7 +82,7 @@ fn edf(channels: usize, records: usize) -> Vec<u8> {
     h += &field("20.11.26", 8);
     h += &field("09.30.00", 8);
     h += &field(&(256 * (channels + 1)).to_string(), 8);
-    h += &field("EDF+C", 44);
+    h += &field("", 44);
     h += &field(&records.to_string(), 8);
     h += &field("1", 8);
     h += &field(&channels.to_string(), 4);
@@ -501,6 +502,104 @@ async fn shared_documents_over_mhd() {
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["total"], 1);
+
+    // In the portal: a nurse outside the care team is refused with the reason; once in the
+    // team (a declaration), the list, the EEG plotted as a waveform, the PDF inline.
+    let pw = s.data_dir.join("nurse.pw");
+    std::fs::write(&pw, "Infirmier-Brest-2026-docs!\n").unwrap();
+    let o = megalis(
+        &[
+            "--data-dir",
+            s.data_dir.to_str().unwrap(),
+            "--mode",
+            "test",
+            "admin",
+            "user",
+            "add",
+            "--username",
+            "ykerbrat",
+            "--kind",
+            "professional",
+            "--name",
+            "Yann Kerbrat",
+            "--national-id",
+            "810007654321",
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let nurse = Session::sign_in(&s, ("ykerbrat", "Infirmier-Brest-2026-docs!")).await;
+    nurse.add_second_factor().await;
+    let (status, html) = nurse.get(&format!("/patients/{patient}/documents")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("id=\"refusal\""), "{html}");
+    assert!(html.contains("appartenez pas"));
+    let sharing = nurse.page(&format!("/patients/{patient}/sharing")).await;
+    let csrf = super::auth::csrf_field(&sharing);
+    let (status, _) = nurse
+        .post(
+            &format!("/patients/{patient}/care-links"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("justification", "Soins infirmiers à domicile"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let list = nurse.page(&format!("/patients/{patient}/documents")).await;
+    let rows: Vec<String> = list
+        .split("data-document=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the withdrawn document is not listed: {list}"
+    );
+    let all = nurse
+        .page(&format!("/patients/{patient}/documents?withdrawn=1"))
+        .await;
+    assert_eq!(all.matches("data-document=").count(), 2);
+    assert!(all.contains("retiré"));
+    // Which listed document is which: by title in the list (the EEG is the current one).
+    let id_of = |title: &str| -> String {
+        let at = all.find(title).unwrap_or_else(|| panic!("{title} listed"));
+        let row = &all[..at];
+        let start = row.rfind("data-document=\"").unwrap() + 15;
+        row[start..start + row[start..].find('"').unwrap()].to_string()
+    };
+    let (pdf_id, eeg_id) = (id_of("Consultation de néphrologie"), id_of("EEG de veille"));
+    assert!(rows[0] == eeg_id || rows[0] == pdf_id);
+    let eeg_page = nurse
+        .page(&format!(
+            "/patients/{patient}/documents/{eeg_id}?start=5&duration=10"
+        ))
+        .await;
+    assert!(eeg_page.contains("<svg"), "{eeg_page}");
+    assert!(eeg_page.contains("role=\"img\""));
+    assert!(eeg_page.contains("EEG C0"), "channel labels");
+    assert!(eeg_page.contains("4 voie(s), 30 s"));
+    assert!(eeg_page.contains("id=\"earlier\""));
+    let r = nurse
+        .http
+        .get(format!(
+            "{}/patients/{patient}/documents/{pdf_id}/content",
+            nurse.base
+        ))
+        .header("cookie", &nurse.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'self'"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(&r.bytes().await.unwrap()[..], &report[..]);
 
     // The patient's log.
     let db = Database::open(

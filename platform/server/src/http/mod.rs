@@ -6,6 +6,7 @@ pub mod auth_glue;
 pub mod cps;
 pub mod directory_lookup;
 pub mod documents_fhir;
+pub mod documents_portal;
 pub mod federation;
 pub mod fhir;
 pub mod forwarded;
@@ -203,7 +204,13 @@ impl SecurityHeaders {
             .get(header::CONTENT_TYPE)
             .is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
         let specific = if is_html { &self.html } else { &self.other };
+        // A handler that set its own frame policy (the inline document content, framed by the
+        // portal's own pages) keeps it; everything else gets the platform's.
+        let own_policy = !is_html && headers.contains_key(header::CONTENT_SECURITY_POLICY);
         for (name, value) in self.common.iter().chain(specific) {
+            if own_policy && *name == header::CONTENT_SECURITY_POLICY {
+                continue;
+            }
             headers.insert(name.clone(), value.clone());
         }
     }

@@ -207,6 +207,7 @@ pub fn table(test_mode: bool) -> Vec<Route> {
     routes.extend(super::sharing_portal::routes());
     routes.extend(super::publications::routes());
     routes.extend(super::documents_fhir::routes());
+    routes.extend(super::documents_portal::routes());
     if test_mode {
         routes.extend(super::testing::routes());
     }
