@@ -287,96 +287,103 @@ impl SharingStore {
     }
 
     /// Everything the access decision needs about a patient, read at the time of the request
-    /// (so that a change takes effect on the next request).
+    /// (so that a change takes effect on the next request): one query over the four sources
+    /// after the lineage, since every request that touches patient data pays for it.
     pub async fn facts(&self, regional_id: &str, now: Micros) -> Result<SharingFacts> {
         let ids = self.lineage(regional_id).await?;
         let n = ids.len();
-        let list = placeholders(1, n);
-        let directives = self.directive_rows(&ids, false).await?;
-        let mut choices = PatientChoices::default();
-        for d in directives.iter().filter(|d| d.is_active(now)) {
-            match d.kind {
-                DirectiveKind::Objection => choices.objects_to_sharing = true,
-                DirectiveKind::EmergencyObjection => choices.objects_to_emergency = true,
-                DirectiveKind::Consent => {
-                    if let Some(p) = &d.practitioner {
-                        choices.consents.push((p.clone(), d.end));
+        // Each branch binds the lineage again: `$1..$n`, `$n+1..$2n`…, so the text works on
+        // both backends without array parameters.
+        let list = |k: usize| placeholders(1 + k * n, n);
+        let sql = format!(
+            "SELECT 'd' AS origin, kind, practitioner, document_id, start_us, end_us \
+             FROM consent_directive WHERE regional_id IN ({}) AND revoked_at_us IS NULL \
+             UNION ALL \
+             SELECT 'l', source, practitioner, NULL, start_us, end_us FROM care_link \
+             WHERE regional_id IN ({}) AND ended_at_us IS NULL \
+             UNION ALL \
+             SELECT 'e', role, e.practitioner, NULL, e.start_us, e.end_us \
+             FROM encounter_participant e JOIN identity_source s \
+             ON s.authority = e.authority AND s.local_id = e.local_id \
+             WHERE s.regional_id IN ({}) \
+             UNION ALL \
+             SELECT 'x', NULL, practitioner, NULL, start_us, end_us FROM emergency_access \
+             WHERE regional_id IN ({})",
+            list(0),
+            list(1),
+            list(2),
+            list(3)
+        );
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = with_pool!(&self.db, pool => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for _ in 0..4 {
+                for id in &ids {
+                    q = q.bind(id.clone());
+                }
+            }
+            q.fetch_all(pool).await?
+        });
+        let follow_up = self.settings.encounter_follow_up;
+        let mut facts = SharingFacts {
+            regional_ids: ids,
+            ..SharingFacts::default()
+        };
+        let choices = &mut facts.choices;
+        for (origin, kind, practitioner, document, start, end) in rows {
+            let active = start <= now && end.is_none_or(|e| now < e);
+            match origin.as_str() {
+                "d" if active => {
+                    let kind = kind
+                        .as_deref()
+                        .and_then(DirectiveKind::parse)
+                        .ok_or_else(|| SharingError::Corrupt(format!("directive kind {kind:?}")))?;
+                    match kind {
+                        DirectiveKind::Objection => choices.objects_to_sharing = true,
+                        DirectiveKind::EmergencyObjection => choices.objects_to_emergency = true,
+                        DirectiveKind::Consent => {
+                            choices.consents.extend(practitioner.map(|p| (p, end)))
+                        }
+                        DirectiveKind::Block => choices.blocked.extend(practitioner),
+                        DirectiveKind::Mask => choices.masked_documents.extend(document),
                     }
                 }
-                DirectiveKind::Block => choices.blocked.extend(d.practitioner.clone()),
-                DirectiveKind::Mask => choices.masked_documents.extend(d.document_id.clone()),
-            }
-        }
-        let links_sql = format!(
-            "SELECT practitioner, source, start_us, end_us FROM care_link \
-             WHERE regional_id IN ({list}) AND ended_at_us IS NULL"
-        );
-        let encounters_sql = format!(
-            "SELECT e.practitioner, e.start_us, e.end_us FROM encounter_participant e \
-             JOIN identity_source s ON s.authority = e.authority AND s.local_id = e.local_id \
-             WHERE s.regional_id IN ({list})"
-        );
-        let emergencies_sql = format!(
-            "SELECT practitioner, start_us, end_us FROM emergency_access \
-             WHERE regional_id IN ({list})"
-        );
-        #[allow(clippy::type_complexity)]
-        let (links, encounters, emergencies): (
-            Vec<(String, String, i64, Option<i64>)>,
-            Vec<(String, i64, Option<i64>)>,
-            Vec<(String, i64, i64)>,
-        ) = with_pool!(&self.db, pool => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(links_sql.clone()));
-            for id in &ids {
-                q = q.bind(id.clone());
-            }
-            let links = q.fetch_all(pool).await?;
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(encounters_sql.clone()));
-            for id in &ids {
-                q = q.bind(id.clone());
-            }
-            let encounters = q.fetch_all(pool).await?;
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(emergencies_sql.clone()));
-            for id in &ids {
-                q = q.bind(id.clone());
-            }
-            (links, encounters, q.fetch_all(pool).await?)
-        });
-        let mut care_links = Vec::with_capacity(links.len() + encounters.len());
-        for (practitioner, source, start, end) in links {
-            let source = CareLinkSource::parse(&source)
-                .ok_or_else(|| SharingError::Corrupt(format!("care link source {source:?}")))?;
-            care_links.push(CareLink {
-                practitioner,
-                source,
-                start,
-                end,
-            });
-        }
-        let follow_up = self.settings.encounter_follow_up;
-        care_links.extend(
-            encounters
-                .into_iter()
-                .map(|(practitioner, start, end)| CareLink {
-                    practitioner,
+                "d" => {}
+                "l" => {
+                    let source =
+                        kind.as_deref()
+                            .and_then(CareLinkSource::parse)
+                            .ok_or_else(|| {
+                                SharingError::Corrupt(format!("care link source {kind:?}"))
+                            })?;
+                    facts.care_links.push(CareLink {
+                        practitioner: practitioner.unwrap_or_default(),
+                        source,
+                        start,
+                        end,
+                    });
+                }
+                "e" => facts.care_links.push(CareLink {
+                    practitioner: practitioner.unwrap_or_default(),
                     source: CareLinkSource::Encounter,
                     start,
                     end: end.map(|e| e.saturating_add(follow_up)),
                 }),
-        );
-        Ok(SharingFacts {
-            regional_ids: ids,
-            choices,
-            care_links,
-            emergencies: emergencies
-                .into_iter()
-                .map(|(practitioner, start, end)| EmergencyAccess {
-                    practitioner,
+                _ => facts.emergencies.push(EmergencyAccess {
+                    practitioner: practitioner.unwrap_or_default(),
                     start,
-                    end,
-                })
-                .collect(),
-        })
+                    end: end.unwrap_or(start),
+                }),
+            }
+        }
+        Ok(facts)
     }
 
     async fn directive_rows(

@@ -71,3 +71,7 @@ CREATE TABLE emergency_access (
 );
 CREATE INDEX emergency_access_patient ON emergency_access (regional_id, practitioner);
 CREATE INDEX emergency_access_review ON emergency_access (reviewed_at_us, id);
+
+-- The access decision reads a patient's merge lineage (ids merged into it) on every request.
+CREATE INDEX identity_patient_merged_into ON identity_patient (merged_into)
+    WHERE merged_into IS NOT NULL;
