@@ -13,6 +13,7 @@ mod e2e {
     pub mod http;
     pub mod identity;
     pub mod patient_fhir;
+    pub mod patient_space;
     pub mod patients;
     pub mod plugins;
     pub mod postgres;

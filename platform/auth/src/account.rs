@@ -16,6 +16,9 @@ pub enum AccountKind {
     Staff,
     /// Platform administrator.
     Admin,
+    /// A patient's own account (issue 5): created by the patient with a one-time code; its
+    /// roles name the patient (`patient`, `patient:<regional id>`).
+    Patient,
 }
 
 impl AccountKind {
@@ -24,6 +27,7 @@ impl AccountKind {
             AccountKind::Professional => "professional",
             AccountKind::Staff => "staff",
             AccountKind::Admin => "admin",
+            AccountKind::Patient => "patient",
         }
     }
 
@@ -32,6 +36,7 @@ impl AccountKind {
             "professional" => Some(AccountKind::Professional),
             "staff" => Some(AccountKind::Staff),
             "admin" => Some(AccountKind::Admin),
+            "patient" => Some(AccountKind::Patient),
             _ => None,
         }
     }
@@ -143,6 +148,15 @@ pub async fn create(db: &Database, new: &NewAccount) -> Result<Account> {
                 ));
             }
         },
+        AccountKind::Patient
+            if !new.roles.iter().any(|r| r.starts_with("patient:"))
+                || new.national_id.is_some() =>
+        {
+            return Err(AuthError::Invalid(
+                "a patient account names its patient (role patient:<regional id>) and no national id"
+                    .into(),
+            ));
+        }
         AccountKind::Staff if new.organisation.is_none() => {
             return Err(AuthError::Invalid(
                 "a staff account must be attached to an organisation".into(),

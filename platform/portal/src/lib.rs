@@ -9,11 +9,13 @@
 use askama::Template;
 
 mod documents;
+mod patient_space;
 mod patients;
 mod publications;
 mod sharing;
 mod texts;
 pub use documents::*;
+pub use patient_space::*;
 pub use patients::*;
 pub use publications::*;
 pub use sharing::*;

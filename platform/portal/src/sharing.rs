@@ -150,6 +150,9 @@ pub struct SharingTexts {
     pub since: &'static str,
     pub until: &'static str,
     pub back_to_patient: &'static str,
+    pub patient_access_title: &'static str,
+    pub patient_access_help: &'static str,
+    pub patient_access_button: &'static str,
 }
 
 impl SharingTexts {
@@ -230,6 +233,9 @@ pub static SHARING_FR: SharingTexts = SharingTexts {
     since: "depuis le",
     until: "jusqu'au",
     back_to_patient: "Retour à l'identité du patient",
+    patient_access_title: "Accès du patient à son dossier",
+    patient_access_help: "Une fois l'identité vérifiée sur pièce d'identité (statut VALI ou QUAL), remettez au patient un code à usage unique : il crée lui-même son accès, voit qui a consulté son dossier et gère ses choix.",
+    patient_access_button: "Générer un code d'activation",
 };
 
 pub static SHARING_EN: SharingTexts = SharingTexts {
@@ -300,4 +306,7 @@ pub static SHARING_EN: SharingTexts = SharingTexts {
     since: "since",
     until: "until",
     back_to_patient: "Back to the patient's identity",
+    patient_access_title: "The patient's access to their record",
+    patient_access_help: "Once the identity is checked against an identity document (status VALI or QUAL), give the patient a one-time code: they create their access themselves, see who accessed their record and manage their choices.",
+    patient_access_button: "Generate an activation code",
 };

@@ -278,6 +278,11 @@ impl Reason {
         }
     }
 
+    /// The reason of a stable code (as audited), for showing the patient why.
+    pub fn from_code(code: &str) -> Option<Self> {
+        ALL_REASONS.iter().copied().find(|r| r.code() == code)
+    }
+
     /// Whether this reason allows the access.
     pub fn allows(self) -> bool {
         matches!(
@@ -365,6 +370,32 @@ impl Reason {
         }
     }
 }
+
+/// Every reason, for look-ups by code.
+pub const ALL_REASONS: [Reason; 22] = [
+    Reason::OwnRecord,
+    Reason::Author,
+    Reason::CareTeam,
+    Reason::ExplicitConsent,
+    Reason::Emergency,
+    Reason::IdentityLookup,
+    Reason::IdentityVigilance,
+    Reason::SystemScope,
+    Reason::NotAuthenticated,
+    Reason::SecondFactorRequired,
+    Reason::PractitionerClosed,
+    Reason::NotAPatientOfThisAccount,
+    Reason::NotAHealthProfessional,
+    Reason::NoScope,
+    Reason::BlockedByPatient,
+    Reason::DocumentMasked,
+    Reason::PatientObjects,
+    Reason::VeryRestricted,
+    Reason::NotInCareTeam,
+    Reason::EmergencyObjected,
+    Reason::EmergencyExpired,
+    Reason::EmergencyNotDeclared,
+];
 
 /// The outcome of [`decide`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1223,30 +1254,7 @@ mod tests {
 
     #[test]
     fn reason_codes_are_distinct_and_texts_bilingual() {
-        let all = [
-            Reason::OwnRecord,
-            Reason::Author,
-            Reason::CareTeam,
-            Reason::ExplicitConsent,
-            Reason::Emergency,
-            Reason::IdentityLookup,
-            Reason::IdentityVigilance,
-            Reason::SystemScope,
-            Reason::NotAuthenticated,
-            Reason::SecondFactorRequired,
-            Reason::PractitionerClosed,
-            Reason::NotAPatientOfThisAccount,
-            Reason::NotAHealthProfessional,
-            Reason::NoScope,
-            Reason::BlockedByPatient,
-            Reason::DocumentMasked,
-            Reason::PatientObjects,
-            Reason::VeryRestricted,
-            Reason::NotInCareTeam,
-            Reason::EmergencyObjected,
-            Reason::EmergencyExpired,
-            Reason::EmergencyNotDeclared,
-        ];
+        let all = ALL_REASONS;
         let codes: std::collections::BTreeSet<_> = all.iter().map(|r| r.code()).collect();
         assert_eq!(codes.len(), all.len());
         for r in all {

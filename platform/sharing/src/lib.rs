@@ -7,6 +7,7 @@
 //!   block, mask, objection to emergency access) and emergency accesses;
 //! - [`fhir`]: the patient's directives as FHIR R4 `Consent` resources.
 
+pub mod activation;
 pub mod decision;
 pub mod fhir;
 pub mod store;

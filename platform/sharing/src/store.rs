@@ -6,8 +6,7 @@
 use megalis_store::{Database, with_pool};
 
 use crate::decision::{
-    CareLink, CareLinkSource, EmergencyAccess, Micros, PatientChoices, Reason, SharingFacts,
-    may_declare_emergency,
+    CareLink, CareLinkSource, EmergencyAccess, Micros, Reason, SharingFacts, may_declare_emergency,
 };
 use crate::{Result, SharingError};
 
@@ -253,6 +252,10 @@ pub fn is_national_id(s: &str) -> bool {
 impl SharingStore {
     pub fn new(db: Database, settings: SharingSettings) -> Self {
         SharingStore { db, settings }
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
     }
 
     pub fn settings(&self) -> &SharingSettings {

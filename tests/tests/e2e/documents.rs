@@ -20,7 +20,7 @@ use super::patients::Session;
 const BREST: &str = "1.2.250.1.71.4.2.2.290000017";
 const DOCTOR: &str = "810001234567";
 
-fn add_client(s: &Server, id: &str, scope: &str, authority: Option<&str>) {
+pub fn add_client(s: &Server, id: &str, scope: &str, authority: Option<&str>) {
     let secret = s.data_dir.join(format!("{id}.secret"));
     std::fs::write(&secret, format!("{id}-secret-0123456789abcdef0123456789")).unwrap();
     let mut args = vec![
@@ -47,7 +47,7 @@ fn add_client(s: &Server, id: &str, scope: &str, authority: Option<&str>) {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
-async fn token(s: &Server, id: &str) -> String {
+pub async fn token(s: &Server, id: &str) -> String {
     let r = no_redirect_client(s)
         .post(s.url("/oauth2/token"))
         .basic_auth(id, Some(format!("{id}-secret-0123456789abcdef0123456789")))
@@ -63,7 +63,7 @@ async fn token(s: &Server, id: &str) -> String {
 }
 
 /// A small, well-formed PDF.
-fn pdf(text: &str) -> Vec<u8> {
+pub fn pdf(text: &str) -> Vec<u8> {
     format!(
         "%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages \
          /Kids [] /Count 0 >> endobj\n% {text}\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -121,7 +121,7 @@ fn sha1_base64(data: &[u8]) -> String {
         .encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref())
 }
 
-fn document(subject: Value, url: &str, content_type: &str, data: &[u8], title: &str) -> Value {
+pub fn document(subject: Value, url: &str, content_type: &str, data: &[u8], title: &str) -> Value {
     json!({
         "resourceType": "DocumentReference",
         "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", uuid_like(title))},

@@ -14,6 +14,7 @@ pub mod listener;
 pub mod oauth;
 pub mod patient_access;
 pub mod patient_fhir;
+pub mod patient_space;
 pub mod patients_portal;
 pub mod portal;
 pub mod problem;

@@ -159,6 +159,10 @@ async fn home(
     if let Err(r) = require_session(&principal) {
         return Ok(*r);
     }
+    if principal.has_role(super::access::PATIENT_ROLE) {
+        // A patient's home is their record.
+        return Ok(Redirect::to("/mon-dossier").into_response());
+    }
     let t = texts(&q, &headers);
     let apps = state.auth.launcher(&principal).await.map_err(auth_error)?;
     let tiles = apps

@@ -208,6 +208,7 @@ pub fn table(test_mode: bool) -> Vec<Route> {
     routes.extend(super::publications::routes());
     routes.extend(super::documents_fhir::routes());
     routes.extend(super::documents_portal::routes());
+    routes.extend(super::patient_space::routes());
     if test_mode {
         routes.extend(super::testing::routes());
     }
