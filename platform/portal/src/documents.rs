@@ -42,6 +42,11 @@ pub struct DocumentListPage<'a> {
     pub withheld: usize,
     /// The refusal, when the professional may see none of the patient's documents.
     pub refusal: Option<String>,
+    pub csrf: String,
+    /// A professional of the care team may deposit a document.
+    pub may_upload: bool,
+    /// Document types offered for an upload: LOINC code and name.
+    pub types: Vec<(&'static str, &'static str)>,
 }
 
 /// How the content is shown.
@@ -111,6 +116,10 @@ pub struct DocumentTexts {
     pub earlier: &'static str,
     pub later: &'static str,
     pub unreadable: &'static str,
+    pub upload_title: &'static str,
+    pub upload_help: &'static str,
+    pub file: &'static str,
+    pub upload_button: &'static str,
 }
 
 impl DocumentTexts {
@@ -156,6 +165,10 @@ pub static DOCUMENTS_FR: DocumentTexts = DocumentTexts {
     earlier: "Fenêtre précédente",
     later: "Fenêtre suivante",
     unreadable: "L'enregistrement n'a pas pu être lu",
+    upload_title: "Déposer un document",
+    upload_help: "Vous en êtes l'auteur et le responsable. Formats : PDF, CDA, JPEG, PNG, DICOM, ECG (PDF, HL7 aECG, SCP-ECG), EEG (EDF/EDF+).",
+    file: "Fichier",
+    upload_button: "Déposer",
 };
 
 pub static DOCUMENTS_EN: DocumentTexts = DocumentTexts {
@@ -191,4 +204,8 @@ pub static DOCUMENTS_EN: DocumentTexts = DocumentTexts {
     earlier: "Previous window",
     later: "Next window",
     unreadable: "The recording could not be read",
+    upload_title: "Deposit a document",
+    upload_help: "You are its author and responsible for it. Formats: PDF, CDA, JPEG, PNG, DICOM, ECG (PDF, HL7 aECG, SCP-ECG), EEG (EDF/EDF+).",
+    file: "File",
+    upload_button: "Deposit",
 };

@@ -225,7 +225,8 @@ async fn fhir_endpoint(postgres: bool) {
         seen: Vec::new(),
     };
 
-    // CapabilityStatement: exactly the three directory resources, read and search.
+    // CapabilityStatement: the directory's resources, then the other modules' (identity,
+    // consent, shared documents).
     let (status, cap) = f.get("/metadata").await;
     assert_eq!(status, 200);
     assert_eq!(cap["resourceType"], "CapabilityStatement");
@@ -241,7 +242,10 @@ async fn fhir_endpoint(postgres: bool) {
             "Practitioner",
             "PractitionerRole",
             "Organization",
-            "Patient"
+            "Patient",
+            "Consent",
+            "DocumentReference",
+            "Binary"
         ]
     );
 

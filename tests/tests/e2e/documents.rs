@@ -559,10 +559,71 @@ async fn shared_documents_over_mhd() {
         1,
         "the withdrawn document is not listed: {list}"
     );
+    // Upload from the portal: a recording the browser sends as bytes, named .edf.
+    let upload = |csrf: String, title: &'static str, file: Vec<u8>| {
+        let boundary = "----megalis-e2e-boundary";
+        let mut body = Vec::new();
+        for (name, value) in [
+            ("csrf", csrf.as_str()),
+            ("lang", "fr"),
+            ("title", title),
+            ("type", "11523-8"),
+            ("confidentiality", "N"),
+        ] {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"veille.edf\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(&file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        nurse
+            .http
+            .post(format!(
+                "{}/patients/{patient}/documents/upload",
+                nurse.base
+            ))
+            .header("cookie", &nurse.cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+    };
+    let list_page = nurse.page(&format!("/patients/{patient}/documents")).await;
+    assert!(list_page.contains("id=\"upload-form\""));
+    let csrf = super::auth::csrf_field(&list_page);
+    let r = upload(csrf.clone(), "EEG de contrôle", edf(2, 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let r = upload(csrf.clone(), "Pas un EEG", pdf("faux"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "a PDF named .edf is refused by its content"
+    );
+    let r = upload(String::new(), "Sans jeton", edf(2, 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no CSRF token");
     let all = nurse
         .page(&format!("/patients/{patient}/documents?withdrawn=1"))
         .await;
-    assert_eq!(all.matches("data-document=").count(), 2);
+    assert_eq!(all.matches("data-document=").count(), 3);
+    assert!(all.contains("EEG de contrôle"));
     assert!(all.contains("retiré"));
     // Which listed document is which: by title in the list (the EEG is the current one).
     let id_of = |title: &str| -> String {

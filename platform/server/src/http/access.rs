@@ -47,6 +47,17 @@ pub async fn requester(
     action: Action,
     is_custodian: bool,
 ) -> Result<Requester, ApiError> {
+    requester_in(&state.db, p, resource, action, is_custodian).await
+}
+
+/// [`requester`] on a database (the directory's registrations).
+pub async fn requester_in(
+    db: &megalis_store::Database,
+    p: &Principal,
+    resource: &Resource,
+    action: Action,
+    is_custodian: bool,
+) -> Result<Requester, ApiError> {
     Ok(match p.kind {
         PrincipalKind::Anonymous => Requester::Anonymous,
         PrincipalKind::System => Requester::System {
@@ -86,7 +97,7 @@ pub async fn requester(
                 .as_deref()
                 .filter(|n| n.starts_with('8') || n.starts_with('0'))
             {
-                let status = megalis_directory::access::practitioner_status(&state.db, national_id)
+                let status = megalis_directory::access::practitioner_status(db, national_id)
                     .await
                     .map_err(|e| {
                         tracing::error!(error = %e, "directory look-up for an access decision");
@@ -275,4 +286,82 @@ pub async fn precheck(
         status_of(decision.reason),
         decision.reason.text(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use megalis_auth::SessionRef;
+    use megalis_sharing::{CareLink, CareLinkSource, Confidentiality, DocumentFacts};
+    use megalis_store::{Backend, with_pool};
+
+    /// A practitioner closed in the directory after signing in keeps a valid session or token
+    /// until it expires; the decision reads the registration at each request and refuses.
+    #[tokio::test]
+    async fn a_practitioner_closed_in_the_directory_is_refused_at_once() {
+        let (_dir, db) = megalis_testkit::fresh_database(Backend::Sqlite).await;
+        for (id, active) in [("810001234567", true), ("810009876543", false)] {
+            let sql = format!(
+                "INSERT INTO dir_practitioner (national_id, id_kind, identifier, \
+                 practice_civility_code, practice_civility_label, civility_code, civility_label, \
+                 family_name, given_name, family_fold, given_fold, profession_code, \
+                 profession_label, category_code, category_label, content_hash, active, \
+                 created_at_us, updated_at_us, closed_at_us, last_seen_import) VALUES \
+                 ('{id}', '8', '{}', 'DR', 'Docteur', 'M', 'Monsieur', 'X', 'Y', 'X', 'Y', '10', \
+                 'Médecin', 'C', 'Civil', 0, {active}, 0, 0, {}, 1)",
+                &id[1..],
+                if active { "NULL" } else { "1" }
+            );
+            with_pool!(&db, pool => megalis_store::sqlx::query(megalis_store::sqlx::AssertSqlSafe(sql))
+                .execute(pool).await.map(|_| ()))
+            .unwrap();
+        }
+        let facts = SharingFacts {
+            regional_ids: vec!["BZH1".into()],
+            care_links: ["810001234567", "810009876543"]
+                .iter()
+                .map(|p| CareLink {
+                    practitioner: p.to_string(),
+                    source: CareLinkSource::Encounter,
+                    start: 0,
+                    end: None,
+                })
+                .collect(),
+            ..SharingFacts::default()
+        };
+        let resource = Resource::Document(DocumentFacts {
+            id: "d".into(),
+            author: None,
+            confidentiality: Confidentiality::Normal,
+        });
+        let mut reasons = Vec::new();
+        for national_id in ["810001234567", "810009876543"] {
+            let p = Principal {
+                kind: PrincipalKind::User,
+                subject: "acct".into(),
+                national_id: Some(national_id.into()),
+                second_factor: true,
+                session: Some(SessionRef {
+                    id_hash: "h".into(),
+                    csrf_token: "c".into(),
+                }),
+                ..Principal::anonymous()
+            };
+            let requester = requester_in(&db, &p, &resource, Action::Read, false)
+                .await
+                .unwrap();
+            reasons.push(
+                megalis_sharing::decide(&AccessRequest {
+                    requester: &requester,
+                    resource: &resource,
+                    action: Action::Read,
+                    purpose: Purpose::Care,
+                    facts: &facts,
+                    now: 1,
+                })
+                .reason,
+            );
+        }
+        assert_eq!(reasons, vec![Reason::CareTeam, Reason::PractitionerClosed]);
+    }
 }

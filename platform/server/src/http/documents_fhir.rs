@@ -160,7 +160,7 @@ type ResolveFuture = std::pin::Pin<
     >,
 >;
 
-fn resolver(state: &AppState) -> impl Fn(&Subject) -> ResolveFuture + Send + Sync {
+pub(crate) fn resolver(state: &AppState) -> impl Fn(&Subject) -> ResolveFuture + Send + Sync {
     let state = state.clone();
     move |subject: &Subject| {
         let state = state.clone();
@@ -683,4 +683,29 @@ async fn withdraw(
         .map_err(document_error)?;
     audit_effects(&state, &audit, &principal, &[effect]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The CapabilityStatement `rest.resource` entries of MHD: DocumentReference and Binary.
+pub fn capability_resources() -> Vec<Value> {
+    let param = |name: &str, kind: &str, doc: &str| serde_json::json!({"name": name, "type": kind, "documentation": doc});
+    vec![
+        serde_json::json!({
+            "type": "DocumentReference",
+            "supportedProfile": ["https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Comprehensive.DocumentReference"],
+            "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "delete"}],
+            "searchParam": [
+                param("patient", "reference", "Patient/{regional id} (or patient.identifier): required"),
+                param("status", "token", "current | superseded | entered-in-error"),
+                param("type", "token", "LOINC document type"),
+                param("category", "token", "class of document"),
+                param("date", "date", "when the reference was made, with eq/ge/gt/le/lt"),
+                param("author.identifier", "token", "the author's national id"),
+                param("period", "date", "the period of care documented"),
+            ],
+        }),
+        serde_json::json!({
+            "type": "Binary",
+            "interaction": [{"code": "read"}, {"code": "create"}],
+        }),
+    ]
 }

@@ -18,13 +18,13 @@ use megalis_portal::{
     DocumentFilters, DocumentListPage, DocumentPage, DocumentRow, DocumentTexts, Lang, Texts,
     Viewer,
 };
-use megalis_sharing::{AccessRequest, Action, DocumentFacts, Purpose, Resource};
+use megalis_sharing::{AccessRequest, Action, DocumentFacts, Purpose, Reason, Resource};
 use serde::Deserialize;
 
 use super::access;
 use super::auth_glue::Audit;
 use super::documents_fhir::{document_error, service};
-use super::portal::{page, require_session, user_bar};
+use super::portal::{check_csrf, page, require_session, user_bar};
 use super::routes::{Probe, ProbeAuth::Session, Route};
 use super::{ApiError, AppState};
 
@@ -36,6 +36,17 @@ pub fn routes() -> Vec<Route> {
             &[Probe::get("/patients/{patient}/documents", Session)],
             get(list),
         ),
+        Route::patient(
+            "/patients/{regional_id}/documents/upload",
+            &["POST"],
+            &[Probe::post(
+                "/patients/{patient}/documents/upload",
+                Session,
+                "csrf={csrf}",
+            )],
+            axum::routing::post(upload),
+        )
+        .streamed(),
         Route::patient(
             "/patients/{regional_id}/documents/{id}",
             &["GET"],
@@ -298,6 +309,17 @@ async fn list(
         rows: if refused { Vec::new() } else { rows },
         withheld: if refused { 0 } else { withheld },
         refusal: refused.then(|| patient_level.reason.text().to_string()),
+        csrf: principal
+            .session
+            .as_ref()
+            .map(|s| s.csrf_token.clone())
+            .unwrap_or_default(),
+        may_upload: patient_level.allowed
+            && matches!(requester, megalis_sharing::Requester::Professional { .. }),
+        types: UPLOAD_TYPES
+            .iter()
+            .map(|(code, fr, en)| (*code, if t.lang == "en" { *en } else { *fr }))
+            .collect(),
     })?;
     if refused {
         // The page explains the refusal and the way forward; the status says it too.
@@ -618,4 +640,241 @@ async fn content(
         HeaderValue::from_static("SAMEORIGIN"),
     );
     Ok(response.into_response())
+}
+
+/// Document types offered in the upload form: LOINC code and French/English names.
+const UPLOAD_TYPES: &[(&str, &str, &str)] = &[
+    (
+        "11488-4",
+        "Compte rendu de consultation",
+        "Consultation note",
+    ),
+    ("11506-3", "Note d'évolution", "Progress note"),
+    ("18842-5", "Compte rendu de sortie", "Discharge summary"),
+    ("11502-2", "Compte rendu de biologie", "Laboratory report"),
+    (
+        "18748-4",
+        "Compte rendu d'imagerie",
+        "Diagnostic imaging study",
+    ),
+    ("11524-6", "Électrocardiogramme (ECG)", "EKG study"),
+    ("11523-8", "Électroencéphalogramme (EEG)", "EEG study"),
+];
+
+/// The media type of an uploaded file: the browser's, unless it only says "bytes" (an EDF or
+/// aECG file usually gets `application/octet-stream`): then by extension. The documents
+/// service checks the content against it either way.
+fn upload_media_type(declared: Option<&str>, file_name: Option<&str>) -> String {
+    let by_name = file_name.map(str::to_ascii_lowercase).and_then(|n| {
+        let ext = n.rsplit('.').next()?.to_string();
+        Some(match ext.as_str() {
+            "pdf" => "application/pdf",
+            "edf" => "application/edf",
+            "xml" => "text/xml",
+            "jpg" | "jpeg" => "image/jpeg",
+            "png" => "image/png",
+            "dcm" => "application/dicom",
+            _ => return None,
+        })
+    });
+    match declared {
+        Some(d) if !d.is_empty() && d != "application/octet-stream" => d.to_string(),
+        _ => by_name.unwrap_or("application/octet-stream").to_string(),
+    }
+}
+
+/// Upload from the portal: the form's fields first (CSRF token, title, type, confidentiality),
+/// the file last, streamed to the blob store; then the DocumentReference, authored by the
+/// signed-in professional, for a patient whose care team they are in.
+async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    audit: Audit,
+    Path(regional_id): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    if let Err(r) = require_session(&principal) {
+        return Ok(*r);
+    }
+    let any = Resource::Document(DocumentFacts {
+        id: String::new(),
+        author: None,
+        confidentiality: megalis_sharing::Confidentiality::Normal,
+    });
+    access::precheck(
+        &state,
+        &audit,
+        &principal,
+        &any,
+        Action::Write,
+        "document.provide",
+        "DocumentReference",
+    )
+    .await?;
+    let (patient, _) = patient_of(&state, &regional_id).await?;
+    // Read as multipart only once the caller may deposit at all (the check above is audited).
+    let mut multipart = <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("formulaire attendu en multipart/form-data / a multipart/form-data form is expected: {e}")))?;
+    let bad = |m: &str| ApiError::bad_request(m.to_string());
+    let mut fields: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut binary = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(&format!("formulaire illisible / unreadable form: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        if name != "file" {
+            let value = field
+                .text()
+                .await
+                .map_err(|e| bad(&format!("formulaire illisible / unreadable form: {e}")))?;
+            if value.len() > 2000 {
+                return Err(bad("champ trop long / field too long"));
+            }
+            fields.insert(name, value);
+            continue;
+        }
+        // The fields before the file decide whether it is read at all.
+        check_csrf(&principal, fields.get("csrf").map_or("", String::as_str))?;
+        let me = match access::requester(&state, &principal, &any, Action::Write, false).await? {
+            megalis_sharing::Requester::Professional { national_id, .. } => national_id,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    Reason::NotAHealthProfessional.text(),
+                ));
+            }
+        };
+        access::decide(
+            &state,
+            &audit,
+            &principal,
+            access::Ask {
+                regional_id: &patient,
+                resource: any.clone(),
+                action: Action::Write,
+                purpose: Purpose::Care,
+                audit_action: "document.provide",
+                object_type: "DocumentReference",
+                object_id: None,
+                detail: "portal upload",
+                is_custodian: false,
+            },
+        )
+        .await?;
+        let media = upload_media_type(field.content_type(), field.file_name());
+        // The field borrows the request; the blob store wants an owned stream: a small
+        // channel carries the chunks while both run in this task (back-pressure kept).
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        let put: megalis_blobs::PutStream =
+            Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }));
+        let pump = async move {
+            let mut field = field;
+            loop {
+                let item = match field.chunk().await {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => break,
+                    Err(e) => Err(std::io::Error::other(e)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break; // the store stopped reading (limit, wrong type) or the upload broke
+                }
+            }
+        };
+        let documents = service(&state);
+        let (stored, ()) = tokio::join!(
+            documents.store_binary(put, &media, None, &principal.subject),
+            pump
+        );
+        let (stored, effect) = stored.map_err(document_error)?;
+        binary = Some((stored, effect, me));
+        break;
+    }
+    let Some((stored, effect, me)) = binary else {
+        return Err(bad("aucun fichier / no file"));
+    };
+    let title = fields
+        .get("title")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("le titre est requis / the title is required"))?;
+    let code = fields.get("type").map(String::as_str).unwrap_or("");
+    let Some((code, fr, en)) = UPLOAD_TYPES.iter().find(|(c, _, _)| *c == code) else {
+        return Err(bad("type de document inconnu / unknown document type"));
+    };
+    let confidentiality = match fields.get("confidentiality").map(String::as_str) {
+        Some("R") => "R",
+        Some("V") => "V",
+        _ => "N",
+    };
+    let reference = serde_json::json!({
+        "resourceType": "DocumentReference",
+        "masterIdentifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", uuid_v4())},
+        "status": "current",
+        "type": {"coding": [{"system": "http://loinc.org", "code": code, "display": en}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "date": megalis_documents::datetime::FhirDateTime::now().as_str(),
+        "author": [{"identifier": {"system": "urn:oid:1.2.250.1.71.4.2.1", "value": me}}],
+        "description": fr,
+        "securityLabel": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": confidentiality}]}],
+        "content": [{"attachment": {
+            "contentType": stored.content_type,
+            "url": format!("Binary/{}", stored.id),
+            "size": stored.size,
+            "hash": stored.sha1_base64(),
+            "title": title
+        }}]
+    });
+    let provided = service(&state)
+        .provide_document(
+            &reference,
+            &super::documents_fhir::resolver(&state),
+            &principal.subject,
+        )
+        .await
+        .map_err(document_error)?;
+    let mut effects = vec![effect];
+    effects.extend(provided.effects);
+    for e in &effects {
+        let (object_type, object_id) = e.resource.split_once('/').unwrap_or(("", &e.resource));
+        let mut record = audit
+            .record(&principal, e.action, object_type, Outcome::Success)
+            .object(object_id)
+            .detail(&format!("portal upload: {}", e.detail));
+        if let Some(p) = &e.patient_id {
+            record = record.patient(p);
+        }
+        record.send(&state).await?;
+    }
+    let lang = fields
+        .get("lang")
+        .map(String::as_str)
+        .filter(|l| *l == "en")
+        .unwrap_or("fr");
+    Ok(
+        axum::response::Redirect::to(&format!("/patients/{patient}/documents?lang={lang}"))
+            .into_response(),
+    )
+}
+
+/// A random UUID (version 4) for the master identifier of a document uploaded in the portal.
+fn uuid_v4() -> String {
+    use rand::Rng;
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }

@@ -22,6 +22,7 @@ const MODULES: &[fn() -> Vec<Value>] = &[
     fhir::capability_resources,
     megalis_identity_index::fhir::capability_resources,
     megalis_sharing::fhir::capability_resources,
+    super::documents_fhir::capability_resources,
 ];
 
 pub fn routes() -> Vec<super::routes::Route> {
