@@ -61,7 +61,7 @@ PY
     copy=$(python3 -c "print($end - $start)")
     rm -f "$work/copy.edf"; sync
     up=$(curl -sf -o "$work/binary.json" -w '%{time_total}' -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/edf' --data-binary @"$work/eeg.edf" "http://127.0.0.1:$plain/fhir/Binary")
+        -H 'Content-Type: application/edf' -H 'Expect:' -X POST -T "$work/eeg.edf" "http://127.0.0.1:$plain/fhir/Binary")
     id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/binary.json")
     down=$(curl -sf -o "$work/down.edf" -w '%{time_total}' -H "Authorization: Bearer $token" \
         "http://127.0.0.1:$plain/fhir/Binary/$id")
