@@ -120,13 +120,14 @@ impl BlobStore for LocalBlobStore {
             .as_file()
             .try_clone()
             .map_err(|e| BlobError::io("opening temp file", e))?;
-        // Writes go to a blocking thread one batch (about CHUNK_SIZE) at a time, while this task
-        // receives and hashes the next batch: hashing and writing overlap, and at most two
+        // Batches (about CHUNK_SIZE) are hashed and written on a blocking thread while this task
+        // receives the next one: receiving, hashing and writing overlap, and at most two
         // batches are held in memory.
         let mut writer = BatchWriter::new(std_file);
-        let mut batch: Vec<Bytes> = Vec::new();
-        let mut batch_len = 0usize;
-        let mut hasher = digest::Context::new(&digest::SHA256);
+        // An HTTP body arrives in pieces of a few KiB: they are gathered into one buffer per
+        // batch (a memcpy), so the blocking thread hashes and writes large buffers, one system
+        // call per batch rather than per piece.
+        let mut batch = bytes::BytesMut::with_capacity(CHUNK_SIZE);
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(BlobError::Source)?;
@@ -136,19 +137,16 @@ impl BlobStore for LocalBlobStore {
             {
                 return Err(BlobError::TooLarge { limit });
             }
-            hasher.update(&chunk);
-            batch_len += chunk.len();
-            batch.push(chunk);
-            if batch_len >= CHUNK_SIZE {
-                writer.write(std::mem::take(&mut batch)).await?;
-                batch_len = 0;
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= CHUNK_SIZE {
+                let full =
+                    std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(CHUNK_SIZE));
+                writer.write(vec![full.freeze()]).await?;
             }
         }
-        writer.write(batch).await?;
+        writer.write(vec![batch.freeze()]).await?;
         // The content must be on disk before it gets its name.
-        writer.sync().await?;
-
-        let sha256 = Sha256Digest::from_ring(hasher.finish());
+        let sha256 = writer.sync().await?;
         let target = self.path_of(&sha256);
         let objects = self.objects.clone();
         blocking(move || commit(temp, &objects, &target, size)).await?;
@@ -249,20 +247,20 @@ fn read_ahead(
 
 /// Writes batches of chunks to a file on a blocking thread, one batch in flight at a time.
 struct BatchWriter {
-    file: Option<fs::File>,
-    in_flight: Option<tokio::task::JoinHandle<io::Result<fs::File>>>,
+    file: Option<(fs::File, digest::Context)>,
+    in_flight: Option<tokio::task::JoinHandle<io::Result<(fs::File, digest::Context)>>>,
 }
 
 impl BatchWriter {
     fn new(file: fs::File) -> Self {
         Self {
-            file: Some(file),
+            file: Some((file, digest::Context::new(&digest::SHA256))),
             in_flight: None,
         }
     }
 
-    /// Waits for the batch in flight, if any, and gets the file back.
-    async fn file(&mut self) -> Result<fs::File, BlobError> {
+    /// Waits for the batch in flight, if any, and gets the file (and the running hash) back.
+    async fn file(&mut self) -> Result<(fs::File, digest::Context), BlobError> {
         if let Some(write) = self.in_flight.take() {
             let file = write
                 .await
@@ -276,29 +274,34 @@ impl BatchWriter {
             .expect("file is here when no write is in flight"))
     }
 
-    /// Starts writing `batch` once the previous batch is written; returns without waiting.
+    /// Starts hashing and writing `batch` once the previous batch is done; returns without
+    /// waiting. The SHA-256 runs on the blocking thread with the write, so it overlaps with
+    /// receiving the next batch and with whatever the caller computes on the way (a streamed
+    /// document upload also computes a SHA-1).
     async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), BlobError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut file = self.file().await?;
+        let (mut file, mut hasher) = self.file().await?;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             for chunk in &batch {
+                hasher.update(chunk);
                 io::Write::write_all(&mut file, chunk)?;
             }
-            Ok(file)
+            Ok((file, hasher))
         }));
         Ok(())
     }
 
-    /// Waits for the last batch and fsyncs the file.
-    async fn sync(mut self) -> Result<(), BlobError> {
-        let file = self.file().await?;
+    /// Waits for the last batch, fsyncs the file and returns the content's SHA-256.
+    async fn sync(mut self) -> Result<Sha256Digest, BlobError> {
+        let (file, hasher) = self.file().await?;
         blocking(move || {
             file.sync_all()
                 .map_err(|e| BlobError::io("fsync of temp file", e))
         })
-        .await
+        .await?;
+        Ok(Sha256Digest::from_ring(hasher.finish()))
     }
 }
 
