@@ -120,7 +120,7 @@ impl BlobStore for LocalBlobStore {
             .as_file()
             .try_clone()
             .map_err(|e| BlobError::io("opening temp file", e))?;
-        // Batches (about CHUNK_SIZE) are hashed and written on a blocking thread while this task
+        // Batches (about CHUNK_SIZE) are hashed and written on blocking threads while this task
         // receives the next one: receiving, hashing and writing overlap, and at most two
         // batches are held in memory.
         let mut writer = BatchWriter::new(std_file);
@@ -136,6 +136,11 @@ impl BlobStore for LocalBlobStore {
                 && size > limit
             {
                 return Err(BlobError::TooLarge { limit });
+            }
+            if batch.is_empty() && chunk.len() >= CHUNK_SIZE {
+                // Already a large buffer (a file read): no copy.
+                writer.write(vec![chunk]).await?;
+                continue;
             }
             batch.extend_from_slice(&chunk);
             if batch.len() >= CHUNK_SIZE {
@@ -246,9 +251,16 @@ fn read_ahead(
 }
 
 /// Writes batches of chunks to a file on a blocking thread, one batch in flight at a time.
+/// A write in flight: the file being written on one blocking thread, the hash being updated on
+/// another.
+type InFlight = (
+    tokio::task::JoinHandle<io::Result<fs::File>>,
+    tokio::task::JoinHandle<digest::Context>,
+);
+
 struct BatchWriter {
     file: Option<(fs::File, digest::Context)>,
-    in_flight: Option<tokio::task::JoinHandle<io::Result<(fs::File, digest::Context)>>>,
+    in_flight: Option<InFlight>,
 }
 
 impl BatchWriter {
@@ -261,12 +273,15 @@ impl BatchWriter {
 
     /// Waits for the batch in flight, if any, and gets the file (and the running hash) back.
     async fn file(&mut self) -> Result<(fs::File, digest::Context), BlobError> {
-        if let Some(write) = self.in_flight.take() {
+        if let Some((write, hash)) = self.in_flight.take() {
             let file = write
                 .await
                 .map_err(|e| BlobError::io("blocking task", io::Error::other(e)))?
                 .map_err(|e| BlobError::io("writing temp file", e))?;
-            self.file = Some(file);
+            let hasher = hash
+                .await
+                .map_err(|e| BlobError::io("blocking task", io::Error::other(e)))?;
+            self.file = Some((file, hasher));
         }
         Ok(self
             .file
@@ -274,22 +289,29 @@ impl BatchWriter {
             .expect("file is here when no write is in flight"))
     }
 
-    /// Starts hashing and writing `batch` once the previous batch is done; returns without
-    /// waiting. The SHA-256 runs on the blocking thread with the write, so it overlaps with
-    /// receiving the next batch and with whatever the caller computes on the way (a streamed
-    /// document upload also computes a SHA-1).
+    /// Starts writing `batch` and hashing it, each on a blocking thread, once the previous
+    /// batch is done; returns without waiting. Receiving the next batch, hashing this one and
+    /// writing it all overlap (a streamed document upload also computes a SHA-1 on the
+    /// receiving task).
     async fn write(&mut self, batch: Vec<Bytes>) -> Result<(), BlobError> {
         if batch.is_empty() {
             return Ok(());
         }
         let (mut file, mut hasher) = self.file().await?;
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+        let to_hash = batch.clone();
+        let write = tokio::task::spawn_blocking(move || {
             for chunk in &batch {
-                hasher.update(chunk);
                 io::Write::write_all(&mut file, chunk)?;
             }
-            Ok((file, hasher))
-        }));
+            Ok(file)
+        });
+        let hash = tokio::task::spawn_blocking(move || {
+            for chunk in &to_hash {
+                hasher.update(chunk);
+            }
+            hasher
+        });
+        self.in_flight = Some((write, hash));
         Ok(())
     }
 
