@@ -199,10 +199,22 @@ pub async fn decide_quietly(
     p: &Principal,
     ask: &Ask<'_>,
 ) -> Result<Decision, ApiError> {
-    let facts = facts(state, ask.regional_id).await?;
     let requester = requester(state, p, &ask.resource, ask.action, ask.is_custodian).await?;
+    decide_as(state, audit, p, &requester, ask).await
+}
+
+/// [`decide_quietly`] for a requester already known: a list decides each of its patients
+/// without reading the caller's registration again.
+pub async fn decide_as(
+    state: &AppState,
+    audit: &Audit,
+    p: &Principal,
+    requester: &Requester,
+    ask: &Ask<'_>,
+) -> Result<Decision, ApiError> {
+    let facts = facts(state, ask.regional_id).await?;
     let decision = megalis_sharing::decide(&AccessRequest {
-        requester: &requester,
+        requester,
         resource: &ask.resource,
         action: ask.action,
         purpose: ask.purpose,

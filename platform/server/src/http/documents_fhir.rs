@@ -90,18 +90,9 @@ pub fn service(state: &AppState) -> Documents {
     )
 }
 
-fn fhir_json(status: StatusCode, value: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/fhir+json")],
-        value.to_string(),
-    )
-        .into_response()
-}
+use super::fhir::fhir_response as fhir_json;
 
-fn base_url(state: &AppState) -> String {
-    format!("{}/fhir", state.settings.public_url.trim_end_matches('/'))
-}
+use super::fhir::base_url;
 
 /// Maps the documents crate's error once: input errors name the element at fault.
 pub fn document_error(e: DocumentError) -> ApiError {
@@ -175,7 +166,7 @@ pub(crate) fn resolver(state: &AppState) -> impl Fn(&Subject) -> ResolveFuture +
 
 /// A document not yet known (a deposit, a search): what the decision and the SMART scope
 /// (`DocumentReference`) are about before a particular document is.
-fn any_document() -> Resource {
+pub(crate) fn any_document() -> Resource {
     Resource::Document(DocumentFacts {
         id: String::new(),
         author: None,
@@ -183,7 +174,7 @@ fn any_document() -> Resource {
     })
 }
 
-fn facts_of(doc: &DocumentEntry) -> DocumentFacts {
+pub(crate) fn facts_of(doc: &DocumentEntry) -> DocumentFacts {
     DocumentFacts {
         id: doc.id.clone(),
         author: doc.metadata.author.as_ref().map(|a| a.national_id.clone()),

@@ -18,12 +18,12 @@ use megalis_portal::{
     DocumentFilters, DocumentListPage, DocumentPage, DocumentRow, DocumentTexts, Lang, Texts,
     Viewer,
 };
-use megalis_sharing::{AccessRequest, Action, DocumentFacts, Purpose, Reason, Resource};
+use megalis_sharing::{AccessRequest, Action, Purpose, Reason, Resource};
 use serde::Deserialize;
 
 use super::access;
 use super::auth_glue::Audit;
-use super::documents_fhir::{document_error, service};
+use super::documents_fhir::{any_document, document_error, facts_of, service};
 use super::portal::{check_csrf, page, require_session, user_bar};
 use super::routes::{Probe, ProbeAuth::Session, Route};
 use super::{ApiError, AppState};
@@ -91,17 +91,6 @@ fn texts(lang: Option<&str>, headers: &HeaderMap) -> (&'static Texts, &'static D
         .and_then(|v| v.to_str().ok());
     let t = Texts::of(Lang::negotiate(lang, accept));
     (t, DocumentTexts::of(t))
-}
-
-fn facts_of(doc: &DocumentEntry) -> DocumentFacts {
-    DocumentFacts {
-        id: doc.id.clone(),
-        author: doc.metadata.author.as_ref().map(|a| a.national_id.clone()),
-        confidentiality: megalis_sharing::Confidentiality::from_code(
-            doc.metadata.confidentiality.code(),
-        )
-        .unwrap_or(megalis_sharing::Confidentiality::VeryRestricted),
-    }
 }
 
 fn row(dt: &DocumentTexts, doc: &DocumentEntry) -> DocumentRow {
@@ -205,11 +194,7 @@ async fn list(
         return Ok(*r);
     }
     let (t, dt) = texts(q.lang.as_deref(), &headers);
-    let any = Resource::Document(DocumentFacts {
-        id: String::new(),
-        author: None,
-        confidentiality: megalis_sharing::Confidentiality::Normal,
-    });
+    let any = any_document();
     access::precheck(
         &state,
         &audit,
@@ -341,11 +326,7 @@ async fn decided_document(
     id: &str,
     audit_action: &str,
 ) -> Result<DocumentEntry, ApiError> {
-    let any = Resource::Document(DocumentFacts {
-        id: String::new(),
-        author: None,
-        confidentiality: megalis_sharing::Confidentiality::Normal,
-    });
+    let any = any_document();
     access::precheck(
         state,
         audit,
@@ -696,11 +677,7 @@ async fn upload(
     if let Err(r) = require_session(&principal) {
         return Ok(*r);
     }
-    let any = Resource::Document(DocumentFacts {
-        id: String::new(),
-        author: None,
-        confidentiality: megalis_sharing::Confidentiality::Normal,
-    });
+    let any = any_document();
     access::precheck(
         &state,
         &audit,

@@ -36,14 +36,21 @@ pub fn routes() -> Vec<super::routes::Route> {
 }
 
 fn fhir_json(value: &Value) -> Response {
+    fhir_response(StatusCode::OK, value)
+}
+
+/// A FHIR resource response, for every FHIR module of the server.
+pub(crate) fn fhir_response(status: StatusCode, value: &Value) -> Response {
     (
+        status,
         [(header::CONTENT_TYPE, "application/fhir+json")],
         value.to_string(),
     )
         .into_response()
 }
 
-fn base_url(state: &AppState) -> String {
+/// The FHIR base URL under the public URL, for links and `fullUrl`s.
+pub(crate) fn base_url(state: &AppState) -> String {
     format!("{}/fhir", state.settings.public_url.trim_end_matches('/'))
 }
 

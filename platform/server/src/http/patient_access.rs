@@ -158,12 +158,30 @@ pub async fn seen_many(
     detail: &str,
 ) -> Result<std::collections::HashSet<String>, ApiError> {
     let mut visible = std::collections::HashSet::new();
+    if regional_ids.is_empty() {
+        return Ok(visible);
+    }
+    // Who asks does not change from one patient to the next: read it once.
+    let requester = access::requester(
+        state,
+        p,
+        &megalis_sharing::Resource::Identity,
+        megalis_sharing::Action::Read,
+        false,
+    )
+    .await?;
     for id in regional_ids {
         if visible.contains(*id) {
             continue;
         }
-        let decision =
-            access::decide_quietly(state, audit, p, &identity_ask(action, id, detail)).await?;
+        let decision = access::decide_as(
+            state,
+            audit,
+            p,
+            &requester,
+            &identity_ask(action, id, detail),
+        )
+        .await?;
         if decision.allowed {
             visible.insert(id.to_string());
         }

@@ -10,7 +10,7 @@
 use super::routes::Route;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 use megalis_auth::Principal;
@@ -77,18 +77,9 @@ fn regional_system(state: &AppState) -> String {
     format!("urn:oid:{}", regional_oid(state))
 }
 
-fn base_url(state: &AppState) -> String {
-    format!("{}/fhir", state.settings.public_url.trim_end_matches('/'))
-}
+use super::fhir::base_url;
 
-fn fhir_json(status: StatusCode, value: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/fhir+json")],
-        value.to_string(),
-    )
-        .into_response()
-}
+use super::fhir::fhir_response as fhir_json;
 
 fn input_error(e: InputError) -> ApiError {
     let mut err = ApiError::bad_request(format!("{}: {}", e.expression, e.message));

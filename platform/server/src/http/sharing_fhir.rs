@@ -3,9 +3,9 @@
 //! business (`Resource::Consent`): the patient, and professionals of the care team.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::StatusCode;
 use megalis_auth::Principal;
 use megalis_sharing::{Action, Purpose, Resource};
 use serde_json::Value;
@@ -33,17 +33,10 @@ pub fn routes() -> Vec<Route> {
 }
 
 fn fhir_json(value: &Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/fhir+json")],
-        value.to_string(),
-    )
-        .into_response()
+    super::fhir::fhir_response(StatusCode::OK, value)
 }
 
-fn base_url(state: &AppState) -> String {
-    format!("{}/fhir", state.settings.public_url.trim_end_matches('/'))
-}
+use super::fhir::base_url;
 
 fn bad(expression: &str, message: &str) -> ApiError {
     let mut e = ApiError::bad_request(format!("{expression}: {message}"));
