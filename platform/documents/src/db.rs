@@ -79,6 +79,15 @@ pub(crate) trait DocTx: Send {
         &mut self,
         e: &DocumentEntry,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// Appends an event to the platform's event log in this transaction; call it last (it
+    /// serialises event writers until commit on PostgreSQL).
+    fn publish_event(
+        &mut self,
+        topic: &str,
+        patient: Option<&str>,
+        payload: &str,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     /// Moves a document from status `from` to `to`; `false` if it was not in `from` (a
     /// concurrent writer got there first).
     fn set_status(
@@ -91,7 +100,7 @@ pub(crate) trait DocTx: Send {
 }
 
 macro_rules! impl_doc_tx {
-    ($db:ty) => {
+    ($db:ty, $event_lock:expr) => {
         impl<'t> DocTx for sqlx::Transaction<'t, $db> {
             async fn binary(&mut self, id: &str) -> Result<Option<Binary>> {
                 let row: Option<BinaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -176,6 +185,20 @@ macro_rules! impl_doc_tx {
                 Ok(())
             }
 
+            async fn publish_event(&mut self, topic: &str, patient: Option<&str>, payload: &str, now: i64) -> Result<()> {
+                if let Some(sql) = $event_lock {
+                    sqlx::query(sql).execute(&mut **self).await?;
+                }
+                let _: i64 = sqlx::query_scalar(megalis_store::events::INSERT)
+                    .bind(topic)
+                    .bind(patient)
+                    .bind(payload)
+                    .bind(now)
+                    .fetch_one(&mut **self)
+                    .await?;
+                Ok(())
+            }
+
             async fn set_status(&mut self, id: &str, from: Status, to: Status, now: i64) -> Result<bool> {
                 let done = sqlx::query(
                     "UPDATE document_entry SET status = $1, updated_at_us = $2 \
@@ -193,8 +216,8 @@ macro_rules! impl_doc_tx {
     };
 }
 
-impl_doc_tx!(sqlx::Sqlite);
-impl_doc_tx!(sqlx::Postgres);
+impl_doc_tx!(sqlx::Sqlite, None::<&str>);
+impl_doc_tx!(sqlx::Postgres, Some(megalis_store::events::PG_ORDER_LOCK));
 
 /// Runs `$body` in one transaction on either backend and commits it; evaluates to
 /// `Result<T, DocumentError>` where `$body` evaluates to `T`. The body runs inside an async

@@ -548,6 +548,21 @@ impl Documents {
                 });
                 entries.push(entry);
             }
+            // Last in the transaction: the event exists exactly when the documents do.
+            for entry in &entries {
+                let payload = serde_json::json!({
+                    "document": entry.id,
+                    "type": entry.metadata.doc_type.code,
+                    "replaces": entry.metadata.replaces,
+                });
+                tx.publish_event(
+                    megalis_store::events::DOCUMENT_SHARED,
+                    Some(&entry.patient_id),
+                    &payload.to_string(),
+                    now,
+                )
+                .await?;
+            }
             (entries, effects)
         });
         let (documents, effects) = match result {

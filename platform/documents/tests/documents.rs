@@ -274,6 +274,20 @@ async fn replacement_keeps_both_versions() {
         assert!(matches!(err, DocumentError::Invalid(_)) && err.to_string().contains("does not exist"), "{err}");
         assert_eq!(count(&e.db, "document_entry").await, 2);
         assert_eq!(count(&e.db, "document_binary").await, 2);
+        // One event per document provided (plugins follow them), none for the refused ones.
+        let events = megalis_store::events::poll(&e.db, megalis_store::events::DOCUMENT_SHARED, 0, 10)
+            .await
+            .unwrap();
+        let seen: Vec<(Option<&str>, Value)> = events
+            .iter()
+            .map(|ev| (ev.patient_id.as_deref(), serde_json::from_str(&ev.payload).unwrap()))
+            .collect();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].0, Some(PATIENT));
+        assert_eq!(seen[0].1["document"], json!(old));
+        assert_eq!(seen[1].1["document"], json!(new));
+        assert_eq!(seen[1].1["replaces"], json!(old));
+        assert!(events[0].id < events[1].id);
     })
     .await;
 }

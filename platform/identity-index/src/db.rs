@@ -160,6 +160,15 @@ pub(crate) trait IndexTx: Send {
         by: &str,
         now: i64,
     ) -> impl std::future::Future<Output = Result<i64>> + Send;
+    /// Appends an event to the platform's event log, in this transaction (so it exists exactly
+    /// when the change does); call it last, it serialises event writers until commit.
+    fn publish_event(
+        &mut self,
+        topic: &str,
+        patient: Option<&str>,
+        payload: &str,
+        now: i64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
     fn merge_row(
         &mut self,
         id: i64,
@@ -185,7 +194,7 @@ pub(crate) trait IndexTx: Send {
 }
 
 macro_rules! impl_index_tx {
-    ($db:ty, $lock:expr) => {
+    ($db:ty, $lock:expr, $event_lock:expr) => {
         impl<'t> IndexTx for sqlx::Transaction<'t, $db> {
             async fn lock(&mut self) -> Result<()> {
                 if let Some(sql) = $lock {
@@ -625,6 +634,20 @@ macro_rules! impl_index_tx {
                 .await?)
             }
 
+            async fn publish_event(&mut self, topic: &str, patient: Option<&str>, payload: &str, now: i64) -> Result<()> {
+                if let Some(sql) = $event_lock {
+                    sqlx::query(sql).execute(&mut **self).await?;
+                }
+                let _: i64 = sqlx::query_scalar(megalis_store::events::INSERT)
+                    .bind(topic)
+                    .bind(patient)
+                    .bind(payload)
+                    .bind(now)
+                    .fetch_one(&mut **self)
+                    .await?;
+                Ok(())
+            }
+
             async fn merge_row(&mut self, id: i64) -> Result<Option<MergeRow>> {
                 let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
                     "SELECT survivor, merged, moved_sources, unmerged_at_us FROM identity_merge WHERE id = $1",
@@ -673,8 +696,9 @@ macro_rules! impl_index_tx {
     };
 }
 
-impl_index_tx!(sqlx::Sqlite, None::<&str>);
+impl_index_tx!(sqlx::Sqlite, None::<&str>, None::<&str>);
 impl_index_tx!(
     sqlx::Postgres,
-    Some("SELECT seq FROM identity_counter WHERE id = 1 FOR UPDATE")
+    Some("SELECT seq FROM identity_counter WHERE id = 1 FOR UPDATE"),
+    Some(megalis_store::events::PG_ORDER_LOCK)
 );

@@ -359,6 +359,18 @@ impl PatientIndex {
                     });
                 }
             }
+            let payload = serde_json::json!({
+                "merge": merge_id,
+                "survivor": row.survivor,
+                "restored": row.merged,
+            });
+            tx.publish_event(
+                megalis_store::events::PATIENT_UNMERGED,
+                Some(&row.merged),
+                &payload.to_string(),
+                now,
+            )
+            .await?;
             effects
         });
         self.audit_effects(actor, &effects).await
@@ -825,5 +837,18 @@ async fn merge_patients<T: IndexTx>(
             detail,
         });
     }
+    // Plugins holding records under the merged id learn it here (events capability).
+    let payload = serde_json::json!({
+        "merge": merge_id,
+        "survivor": survivor,
+        "merged": merged,
+    });
+    tx.publish_event(
+        megalis_store::events::PATIENT_MERGED,
+        Some(survivor),
+        &payload.to_string(),
+        now,
+    )
+    .await?;
     Ok(merge_id)
 }

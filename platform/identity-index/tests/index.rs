@@ -191,8 +191,22 @@ async fn review_merge_and_unmerge_restore_everything() {
             Err(IndexError::ReviewClosed(_))
         ));
 
+        // Plugins learn of the merge, and then of its undoing, from the event log.
+        use megalis_store::events::{PATIENT_MERGED, PATIENT_UNMERGED, poll};
+        let merged_events = poll(&e.db, PATIENT_MERGED, 0, 10).await.unwrap();
+        assert_eq!(merged_events.len(), 1);
+        assert_eq!(merged_events[0].patient_id.as_deref(), Some(a.as_str()));
+        let payload: serde_json::Value = serde_json::from_str(&merged_events[0].payload).unwrap();
+        assert_eq!(payload["survivor"], a.as_str());
+        assert_eq!(payload["merged"], b.as_str());
+        assert!(poll(&e.db, PATIENT_UNMERGED, 0, 10).await.unwrap().is_empty());
+
         // Unmerge: merge ids start at 1 on a fresh database.
         e.index.unmerge(&actor(), 1).await.unwrap();
+        let unmerged = poll(&e.db, PATIENT_UNMERGED, 0, 10).await.unwrap();
+        assert_eq!(unmerged.len(), 1);
+        assert_eq!(unmerged[0].patient_id.as_deref(), Some(b.as_str()));
+        assert!(unmerged[0].id > merged_events[0].id);
         let after_a = e.index.patient(&a).await.unwrap().unwrap();
         let after_b = e.index.patient(&b).await.unwrap().unwrap();
         assert_eq!(after_a.sources, before_a.sources);

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
 use megalis_plugin_host::kv::MemoryKv;
+use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents};
 use megalis_plugin_host::{
     Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginHost, PluginMetrics,
     RequestMeta, Services,
@@ -69,6 +70,9 @@ async fn main() {
             access: Arc::new(AllowAllLocal),
             audit: Arc::new(LogAudit),
             auth: Arc::new(LocalDeveloper),
+            identity: Arc::new(MemoryDirectory::default()),
+            directory: Arc::new(MemoryDirectory::default()),
+            events: Arc::new(MemoryEvents::default()),
         },
         PluginMetrics::new(),
         Default::default(),

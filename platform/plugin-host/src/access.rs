@@ -2,13 +2,16 @@
 //! decision and the audit trail, as traits.
 //!
 //! The server implements [`Authenticator`] with the platform's sessions, access tokens and
-//! per-application grants; the consent/care-link decision (issue 5) is to implement
-//! [`AccessDecider`], and until it lands the server wires [`DenyAll`], so every patient-data
-//! access is refused. [`PublicOnly`] (no session or bearer route reachable) is the authenticator
-//! of hosts that have no platform behind them.
+//! per-application grants, and [`AccessDecider`] with the core's one access decision
+//! (`megalis_sharing::decide`: care team, consent, objections, emergency access), so a plugin
+//! reaches patient data under exactly the rules of the core's own routes. [`DenyAll`] is the
+//! decider of hosts with no platform behind them; [`PublicOnly`] (no session or bearer route
+//! reachable) their authenticator.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use http::HeaderMap;
 
@@ -35,7 +38,39 @@ pub struct Principal {
     pub profession: Option<String>,
     pub organisation: Option<String>,
     pub roles: Vec<String>,
+    /// The authenticator's own record of the caller (the server's full principal: second
+    /// factor, token scopes, session), handed back to the [`AccessDecider`] of the same
+    /// platform. Plugins never see it.
+    pub origin: Option<Origin>,
 }
+
+/// An opaque value the authenticator attaches to a [`Principal`] for its access decider.
+#[derive(Clone)]
+pub struct Origin(pub Arc<dyn Any + Send + Sync>);
+
+impl Origin {
+    pub fn new<T: Any + Send + Sync>(value: T) -> Origin {
+        Origin(Arc::new(value))
+    }
+
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Origin(..)")
+    }
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, other: &Origin) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Origin {}
 
 impl Principal {
     pub fn anonymous() -> Principal {
@@ -46,6 +81,7 @@ impl Principal {
             profession: None,
             organisation: None,
             roles: Vec::new(),
+            origin: None,
         }
     }
 
@@ -121,6 +157,7 @@ impl Authenticator for LocalDeveloper {
                     profession: Some("10".into()),
                     organisation: None,
                     roles: vec!["developer".into()],
+                    origin: None,
                 },
                 RouteAuth::Bearer(scopes) => Principal {
                     kind: PrincipalKind::System,
@@ -129,6 +166,7 @@ impl Authenticator for LocalDeveloper {
                     profession: None,
                     organisation: None,
                     roles: scopes.clone(),
+                    origin: None,
                 },
             })
         })
@@ -152,40 +190,55 @@ impl AccessAction {
     }
 }
 
+/// What of the patient a plugin reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessResource {
+    /// The patient's identity (the `identity` capability).
+    Identity,
+    /// Clinical records the plugin holds (store entries, events, the `consent.check` question).
+    Record,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     /// Safe to show the user.
     pub reason: String,
+    /// The stable reason code, written in the audit record (`care-team`, `objection`…).
+    pub code: String,
 }
 
 impl Decision {
-    pub fn deny(reason: impl Into<String>) -> Decision {
+    pub fn deny(code: &str, reason: impl Into<String>) -> Decision {
         Decision {
             allowed: false,
             reason: reason.into(),
+            code: code.to_owned(),
         }
     }
-    pub fn allow(reason: impl Into<String>) -> Decision {
+    pub fn allow(code: &str, reason: impl Into<String>) -> Decision {
         Decision {
             allowed: true,
             reason: reason.into(),
+            code: code.to_owned(),
         }
     }
 }
 
 /// The core's access decision over patient data: care relationship, consent, break-the-glass.
+/// The host writes the audit record of each answer; the decider only decides.
 pub trait AccessDecider: Send + Sync {
     fn decide<'a>(
         &'a self,
         principal: &'a Principal,
         patient: &'a str,
+        resource: AccessResource,
         action: AccessAction,
         purpose: &'a str,
     ) -> BoxFuture<'a, Decision>;
 }
 
-/// Until the access context lands, nobody may touch patient data through a plugin.
+/// A host with no platform behind it: nobody may touch patient data through a plugin.
 pub struct DenyAll;
 
 impl AccessDecider for DenyAll {
@@ -193,11 +246,15 @@ impl AccessDecider for DenyAll {
         &'a self,
         _principal: &'a Principal,
         _patient: &'a str,
+        _resource: AccessResource,
         _action: AccessAction,
         _purpose: &'a str,
     ) -> BoxFuture<'a, Decision> {
         Box::pin(async {
-            Decision::deny("access to patient data is not available on this platform yet")
+            Decision::deny(
+                "no-platform",
+                "access to patient data is not available on this host",
+            )
         })
     }
 }
@@ -211,10 +268,11 @@ impl AccessDecider for AllowAllLocal {
         &'a self,
         _principal: &'a Principal,
         _patient: &'a str,
+        _resource: AccessResource,
         _action: AccessAction,
         _purpose: &'a str,
     ) -> BoxFuture<'a, Decision> {
-        Box::pin(async { Decision::allow("local development runner") })
+        Box::pin(async { Decision::allow("local-runner", "local development runner") })
     }
 }
 

@@ -1,10 +1,10 @@
-//! Host side of `megalis:platform@0.1.0`. Every call that touches a patient asks the core's
+//! Host side of `megalis:platform@0.1.1`. Every call that touches a patient asks the core's
 //! access decision and writes the audit trail here, whatever the plugin asked for.
 
 use megalis_audit::{Actor, AuditRecord, Outcome};
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::access::{AccessAction, Decision, PrincipalKind as HostKind};
+use crate::access::{AccessAction, AccessResource, Decision, PrincipalKind as HostKind};
 use crate::host::Services;
 use crate::kv::{KvEntry, KvFailure};
 use crate::manifest::Capability;
@@ -17,7 +17,9 @@ wasmtime::component::bindgen!({
 });
 
 use megalis::platform::types::{CapError, Principal, PrincipalKind};
-use megalis::platform::{audit, consent, context, logging, store, types};
+use megalis::platform::{
+    audit, consent, context, directory, events, identity, logging, store, types,
+};
 
 /// Keys and values the store accepts (the WIT documents them).
 const MAX_KEY: usize = 512;
@@ -47,6 +49,15 @@ pub(crate) fn add_to_linker(
             }
             Capability::Logging => {
                 logging::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Identity => {
+                identity::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Directory => {
+                directory::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Events => {
+                events::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
             }
         }
     }
@@ -81,13 +92,14 @@ impl CallContext {
         &self,
         services: &Services,
         patient: &str,
+        resource: AccessResource,
         action: AccessAction,
         purpose: &str,
         object: &str,
     ) -> Result<Decision, CapError> {
         let decision = services
             .access
-            .decide(&self.principal, patient, action, purpose)
+            .decide(&self.principal, patient, resource, action, purpose)
             .await;
         let outcome = if decision.allowed {
             Outcome::Success
@@ -101,7 +113,11 @@ impl CallContext {
                 outcome,
             )
             .with_patient(patient)
-            .with_purpose(purpose);
+            .with_purpose(purpose)
+            .with_detail(format!(
+                "plugin={} reason={}",
+                self.plugin, decision.code
+            ));
         services
             .audit
             .append(record)
@@ -160,7 +176,14 @@ impl consent::Host for HostState {
         };
         match self
             .call
-            .check_patient(&self.services, &patient, action, &purpose, "consent-check")
+            .check_patient(
+                &self.services,
+                &patient,
+                AccessResource::Record,
+                action,
+                &purpose,
+                "consent-check",
+            )
             .await
         {
             Ok(d) => consent::Decision {
@@ -204,6 +227,7 @@ impl store::Host for HostState {
                 .check_patient(
                     &services,
                     patient,
+                    AccessResource::Record,
                     AccessAction::Read,
                     STORE_PURPOSE,
                     "store-entry",
@@ -248,6 +272,7 @@ impl store::Host for HostState {
                 .check_patient(
                     &services,
                     p,
+                    AccessResource::Record,
                     AccessAction::Write,
                     STORE_PURPOSE,
                     "store-entry",
@@ -284,6 +309,7 @@ impl store::Host for HostState {
                 .check_patient(
                     &services,
                     patient,
+                    AccessResource::Record,
                     AccessAction::Write,
                     STORE_PURPOSE,
                     "store-entry",
@@ -325,6 +351,7 @@ impl store::Host for HostState {
                     .check_patient(
                         &services,
                         patient,
+                        AccessResource::Record,
                         AccessAction::Read,
                         STORE_PURPOSE,
                         "store-entry",
@@ -397,4 +424,236 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+fn unavailable(_: crate::services::ServiceUnavailable) -> CapError {
+    CapError::Unavailable
+}
+
+/// Purpose recorded for identity look-ups made by a plugin on behalf of its caller.
+const IDENTITY_PURPOSE: &str = "care";
+
+impl identity::Host for HostState {
+    async fn get(&mut self, id: String) -> Result<identity::Patient, CapError> {
+        let services = self.services.clone();
+        // Decided before the look-up: a caller without access learns nothing of whether the id
+        // exists (the decision on an unknown patient finds no ground for access).
+        let d = self
+            .call
+            .check_patient(
+                &services,
+                &id,
+                AccessResource::Identity,
+                AccessAction::Read,
+                IDENTITY_PURPOSE,
+                "patient",
+            )
+            .await?;
+        if !d.allowed {
+            return Err(CapError::Denied(d.reason));
+        }
+        let patient = services
+            .identity
+            .patient(&id)
+            .await
+            .map_err(unavailable)?
+            .ok_or(CapError::NotFound)?;
+        Ok(identity::Patient {
+            id: patient.id,
+            family: patient.family,
+            given: patient.given,
+            birth_date: patient.birth_date,
+            gender: patient.gender,
+            ins: patient.ins,
+            identifiers: patient
+                .identifiers
+                .into_iter()
+                .map(|(system, value)| identity::Identifier { system, value })
+                .collect(),
+            merged_into: patient.merged_into,
+        })
+    }
+
+    async fn resolve(&mut self, system: String, value: String) -> Result<Option<String>, CapError> {
+        if system.is_empty() || system.len() > 128 || value.is_empty() || value.len() > 128 {
+            return Err(CapError::Invalid(
+                "system and value are 1 to 128 characters".into(),
+            ));
+        }
+        let services = self.services.clone();
+        let Some(id) = services
+            .identity
+            .resolve(&system, &value)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let d = self
+            .call
+            .check_patient(
+                &services,
+                &id,
+                AccessResource::Identity,
+                AccessAction::Read,
+                IDENTITY_PURPOSE,
+                "patient",
+            )
+            .await?;
+        if !d.allowed {
+            return Err(CapError::Denied(d.reason));
+        }
+        Ok(Some(id))
+    }
+}
+
+impl directory::Host for HostState {
+    async fn get(
+        &mut self,
+        national_id: String,
+    ) -> Result<Option<directory::Practitioner>, CapError> {
+        if national_id.is_empty() || national_id.len() > 32 {
+            return Err(CapError::Invalid(
+                "a national id is 1 to 32 characters".into(),
+            ));
+        }
+        let services = self.services.clone();
+        let found = services
+            .directory
+            .practitioner(&national_id)
+            .await
+            .map_err(unavailable)?;
+        Ok(found.map(|p| directory::Practitioner {
+            national_id: p.national_id,
+            family: p.family,
+            given: p.given,
+            profession: p.profession,
+            profession_label: p.profession_label,
+            specialties: p.specialties,
+            organisations: p.organisations,
+        }))
+    }
+}
+
+/// Payloads are JSON of at most 64 KiB; a poll returns at most 500 events.
+const MAX_EVENT_PAYLOAD: usize = 64 * 1024;
+const MAX_POLL: u32 = 500;
+
+fn valid_event_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl events::Host for HostState {
+    async fn publish(
+        &mut self,
+        name: String,
+        payload: String,
+        patient: Option<String>,
+    ) -> Result<u64, CapError> {
+        if !valid_event_name(&name) {
+            return Err(CapError::Invalid(
+                "an event name is 1 to 64 characters of a-z, 0-9, '.' and '-'".into(),
+            ));
+        }
+        if payload.len() > MAX_EVENT_PAYLOAD {
+            return Err(CapError::QuotaExceeded);
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(&payload).is_err() {
+            return Err(CapError::Invalid("the payload is not JSON".into()));
+        }
+        let services = self.services.clone();
+        // An event about a patient is a record about them: written under the decision.
+        if let Some(p) = &patient {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    p,
+                    AccessResource::Record,
+                    AccessAction::Write,
+                    STORE_PURPOSE,
+                    "event",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        let topic = format!("plugin.{}.{name}", self.call.plugin);
+        services
+            .events
+            .publish(&topic, patient.as_deref(), &payload, now_us())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn poll(
+        &mut self,
+        topic: String,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<events::Event>, CapError> {
+        let own = topic
+            .strip_prefix("plugin.")
+            .and_then(|rest| rest.strip_prefix(&*self.call.plugin))
+            .is_some_and(|rest| rest.starts_with('.'));
+        if !own && !self.call.subscriptions.contains(&topic) {
+            return Err(CapError::Denied(format!(
+                "topic {topic:?} is neither one of this plugin's nor a core topic its manifest \
+                 subscribes to"
+            )));
+        }
+        let services = self.services.clone();
+        let found = services
+            .events
+            .poll(&topic, after.unwrap_or(0), limit.min(MAX_POLL))
+            .await
+            .map_err(unavailable)?;
+        // One decision (and audit record) per patient of the batch, not per event.
+        let mut decided: std::collections::HashMap<String, bool> = Default::default();
+        let mut visible = Vec::with_capacity(found.len());
+        for e in found {
+            if let Some(p) = &e.patient {
+                let allowed = match decided.get(p) {
+                    Some(a) => *a,
+                    None => {
+                        let d = self
+                            .call
+                            .check_patient(
+                                &services,
+                                p,
+                                AccessResource::Record,
+                                AccessAction::Read,
+                                STORE_PURPOSE,
+                                "event",
+                            )
+                            .await?;
+                        decided.insert(p.clone(), d.allowed);
+                        d.allowed
+                    }
+                };
+                if !allowed {
+                    continue;
+                }
+            }
+            visible.push(events::Event {
+                id: e.id,
+                topic: e.topic,
+                payload: e.payload,
+                patient: e.patient,
+                published_at: (e.published_at_us / 1000).max(0) as u64,
+            });
+        }
+        Ok(visible)
+    }
 }

@@ -18,6 +18,7 @@ use crate::engine::PluginEngine;
 use crate::kv::KvStore;
 use crate::manifest::RouteAuth;
 use crate::plugin::LoadedPlugin;
+use crate::services::{DirectoryService, EventLog, IdentityService};
 use crate::state::{CallContext, DeadlineExceeded, HostState, Limiter, MemoryLimitExceeded};
 use crate::{PluginError, PluginMetrics, ResponseBody};
 
@@ -27,6 +28,9 @@ pub struct Services {
     pub access: Arc<dyn AccessDecider>,
     pub audit: Arc<dyn AuditSink>,
     pub auth: Arc<dyn Authenticator>,
+    pub identity: Arc<dyn IdentityService>,
+    pub directory: Arc<dyn DirectoryService>,
+    pub events: Arc<dyn EventLog>,
 }
 
 /// Request facts established by the server before the plugin is called.
@@ -313,6 +317,7 @@ impl PluginHost {
                 patient: meta.patient,
                 config: plugin.config.clone(),
                 source_address: meta.source_address,
+                subscriptions: plugin.subscriptions.clone(),
             },
             self.services.clone(),
             Limiter::new(limits.memory_bytes, limits.table_elements),

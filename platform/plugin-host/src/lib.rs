@@ -17,6 +17,8 @@
 //!   authentication and consent contexts implement; deny-by-default implementations until then.
 //! - [`kv`]: the plugin-scoped store (SQL on the platform database, or in memory for
 //!   `megalis plugin run`).
+//! - [`services`]: the identity index, the directory and the event log as the host reads them
+//!   for the `identity`, `directory` and `events` capabilities.
 
 pub mod access;
 mod capabilities;
@@ -28,17 +30,19 @@ pub mod kv;
 mod manifest;
 mod metrics;
 mod plugin;
+pub mod services;
 mod state;
 
 pub use access::{
-    AccessAction, AccessDecider, AuditSink, Authenticator, Decision, Principal, PrincipalKind,
+    AccessAction, AccessDecider, AccessResource, AuditSink, Authenticator, Decision, Origin,
+    Principal, PrincipalKind,
 };
 pub use config::{PluginEntry, PluginLimits, PluginsConfig};
 pub use engine::{Allocator, EngineSettings, PluginEngine};
 pub use error::PluginError;
 pub use host::{PluginHost, RequestMeta, Services};
 pub use manifest::{
-    Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest,
+    CORE_TOPICS, Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest,
 };
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentReport, ImportKind, LoadedPlugin, inspect_component};

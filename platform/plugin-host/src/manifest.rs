@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::PluginError;
 
 /// Version of the `megalis:platform` WIT package this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// Whether a requested package version is served by [`WIT_VERSION`] (0.x: same minor).
 fn compatible(version: &str) -> bool {
@@ -31,15 +31,21 @@ pub enum Capability {
     Store,
     Audit,
     Logging,
+    Identity,
+    Directory,
+    Events,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Context,
         Capability::Consent,
         Capability::Store,
         Capability::Audit,
         Capability::Logging,
+        Capability::Identity,
+        Capability::Directory,
+        Capability::Events,
     ];
 
     /// The WIT interface name (`megalis:platform/<name>`).
@@ -50,6 +56,9 @@ impl Capability {
             Capability::Store => "store",
             Capability::Audit => "audit",
             Capability::Logging => "logging",
+            Capability::Identity => "identity",
+            Capability::Directory => "directory",
+            Capability::Events => "events",
         }
     }
 
@@ -133,7 +142,19 @@ pub struct Manifest {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub limits: ManifestLimits,
+    /// Core event topics the plugin reads through `events.poll` (see [`CORE_TOPICS`]).
+    #[serde(default)]
+    pub subscribe: BTreeSet<String>,
 }
+
+/// The topics the core publishes: a document deposited or replaced in the shared record, two
+/// regional ids merged into one (plugins holding records under the merged id re-key them), and
+/// such a merge undone.
+pub const CORE_TOPICS: [&str; 3] = [
+    "core.document.shared",
+    "core.patient.merged",
+    "core.patient.unmerged",
+];
 
 impl Manifest {
     pub fn parse(plugin: &str, text: &str) -> Result<Manifest, PluginError> {
@@ -158,6 +179,7 @@ impl Manifest {
                 auth: RouteAuth::Public,
             }],
             limits: ManifestLimits::default(),
+            subscribe: BTreeSet::new(),
         }
     }
 
@@ -171,6 +193,19 @@ impl Manifest {
                 "id {:?} must be 1-63 characters of a-z, 0-9 and '-', starting with a letter",
                 self.id
             )));
+        }
+        for topic in &self.subscribe {
+            if !CORE_TOPICS.contains(&topic.as_str()) {
+                return Err(invalid(format!(
+                    "subscribe names {topic:?}; the core publishes {}",
+                    CORE_TOPICS.join(", ")
+                )));
+            }
+        }
+        if !self.subscribe.is_empty() && !self.capabilities.contains(&Capability::Events) {
+            return Err(invalid(
+                "subscribe needs the `events` capability in capabilities".into(),
+            ));
         }
         for route in &self.routes {
             if !route.path.starts_with('/') {
@@ -320,6 +355,15 @@ mod tests {
             (
                 "id = \"ok\"\nversion = \"1\"\nsurprise = 1",
                 "unknown field",
+            ),
+            (
+                "id = \"ok\"\nversion = \"1\"\ncapabilities = [\"events\"]\n\
+                 subscribe = [\"core.everything\"]",
+                "the core publishes core.document.shared",
+            ),
+            (
+                "id = \"ok\"\nversion = \"1\"\nsubscribe = [\"core.patient.merged\"]",
+                "needs the `events` capability",
             ),
         ];
         for (text, expected) in cases {

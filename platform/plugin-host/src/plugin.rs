@@ -26,6 +26,8 @@ pub struct LoadedPlugin {
     pub granted: BTreeSet<Capability>,
     pub limits: PluginLimits,
     pub config: Arc<BTreeMap<String, String>>,
+    /// The manifest's core event subscriptions, shared by every request's context.
+    pub(crate) subscriptions: Arc<BTreeSet<String>>,
     pub(crate) pre: ProxyPre<HostState>,
     pub(crate) permits: Arc<Semaphore>,
 }
@@ -199,6 +201,7 @@ impl LoadedPlugin {
         Ok(LoadedPlugin {
             id: id.to_owned(),
             digest: actual,
+            subscriptions: Arc::new(manifest.subscribe.clone()),
             manifest,
             granted,
             permits: Arc::new(Semaphore::new(limits.max_concurrency)),

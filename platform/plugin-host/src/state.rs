@@ -23,6 +23,8 @@ pub(crate) struct CallContext {
     pub patient: Option<String>,
     pub config: Arc<BTreeMap<String, String>>,
     pub source_address: Option<String>,
+    /// Core event topics the manifest subscribes to.
+    pub subscriptions: Arc<std::collections::BTreeSet<String>>,
 }
 
 pub(crate) struct HostState {

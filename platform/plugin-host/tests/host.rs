@@ -12,6 +12,7 @@ use megalis_plugin_host::access::{
     AccessDecider, AllowAllLocal, AuditUnavailable, BoxFuture, DenyAll, LogAudit, PublicOnly,
 };
 use megalis_plugin_host::kv::MemoryKv;
+use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents};
 use megalis_plugin_host::{
     AuditSink, Capability, EngineSettings, PluginEngine, PluginEntry, PluginError, PluginHost,
     PluginMetrics, PluginsConfig, RequestMeta, Services,
@@ -30,6 +31,9 @@ fn services() -> Services {
         access: Arc::new(DenyAll),
         audit: Arc::new(LogAudit),
         auth: Arc::new(PublicOnly),
+        identity: Arc::new(MemoryDirectory::default()),
+        directory: Arc::new(MemoryDirectory::default()),
+        events: Arc::new(MemoryEvents::default()),
     }
 }
 
@@ -475,6 +479,9 @@ async fn patient_data_in_the_store_goes_through_the_access_decision_and_the_audi
             access: decider,
             audit: audit.clone(),
             auth: Arc::new(PublicOnly),
+            identity: Arc::new(MemoryDirectory::default()),
+            directory: Arc::new(MemoryDirectory::default()),
+            events: Arc::new(MemoryEvents::default()),
         };
         let h = harness_with(settings(), services);
         assert!(
@@ -517,7 +524,12 @@ async fn patient_data_in_the_store_goes_through_the_access_decision_and_the_audi
         assert_eq!(got, expected);
         assert!(records.iter().all(|r| r.actor.subject == "anonymous"
             && r.request_id.as_deref() == Some("req-42")
-            && r.detail.as_deref() == Some("plugin=probe")));
+            && r.detail.as_deref()
+                == Some(if allowed {
+                    "plugin=probe reason=local-runner"
+                } else {
+                    "plugin=probe reason=no-platform"
+                })));
     }
 }
 
@@ -598,5 +610,246 @@ async fn check_describes_imports_exports_and_manifest() {
             .imports
             .iter()
             .all(|(n, _)| !n.starts_with("megalis:"))
+    );
+}
+
+/// Allows access to one patient only, so a test tells the decision's answer from the data.
+struct OnlyPatient(&'static str);
+
+impl AccessDecider for OnlyPatient {
+    fn decide<'a>(
+        &'a self,
+        _principal: &'a megalis_plugin_host::Principal,
+        patient: &'a str,
+        _resource: megalis_plugin_host::AccessResource,
+        _action: megalis_plugin_host::AccessAction,
+        _purpose: &'a str,
+    ) -> BoxFuture<'a, megalis_plugin_host::Decision> {
+        Box::pin(async move {
+            if patient == self.0 {
+                megalis_plugin_host::Decision::allow("care-team", "member of the care team")
+            } else {
+                megalis_plugin_host::Decision::deny("no-relationship", "no care relationship")
+            }
+        })
+    }
+}
+
+const RECORDS_GRANTS: &[Capability] = &[
+    Capability::Context,
+    Capability::Identity,
+    Capability::Directory,
+    Capability::Events,
+    Capability::Consent,
+    Capability::Logging,
+];
+
+fn records_harness(audit: Arc<Recorded>, events: Arc<MemoryEvents>) -> Harness {
+    let people = MemoryDirectory::synthetic();
+    people.add_patient(megalis_plugin_host::services::PatientRecord {
+        id: "BZH-OTHER".into(),
+        family: "AUTRE".into(),
+        given: vec!["Yann".into()],
+        birth_date: None,
+        gender: "male".into(),
+        ins: None,
+        identifiers: vec![("1.2.250.1.999.1".into(), "IPP-9".into())],
+        merged_into: None,
+    });
+    let people = Arc::new(people);
+    let services = Services {
+        kv: Arc::new(MemoryKv::default()),
+        access: Arc::new(OnlyPatient("BZH-DEV-0001")),
+        audit,
+        auth: Arc::new(megalis_plugin_host::access::LocalDeveloper),
+        identity: people.clone(),
+        directory: people,
+        events,
+    };
+    harness_with(settings(), services)
+}
+
+#[tokio::test]
+async fn identity_and_directory_answer_under_the_access_decision() {
+    let audit = Arc::new(Recorded::default());
+    let h = records_harness(audit.clone(), Arc::new(MemoryEvents::default()));
+    assert!(
+        h.apply(vec![h.entry("records", "records", RECORDS_GRANTS)])
+            .await
+            .is_empty()
+    );
+
+    let (status, body) = h.get("records", "/patient/BZH-DEV-0001").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let patient: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(patient["family"], "TEST");
+    assert_eq!(patient["birthDate"], "1970-01-01");
+    assert_eq!(patient["identifiers"][0]["value"], "IPP-1");
+
+    // Another patient: refused with the decision's reason, and the data never reaches the plugin.
+    let (status, body) = h.get("records", "/patient/BZH-OTHER").await.unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no care relationship"), "{body}");
+    assert!(!body.contains("AUTRE"), "{body}");
+    // Resolving a local id of a patient out of reach is refused too; an unknown one is none.
+    let (status, _) = h
+        .get("records", "/resolve?system=1.2.250.1.999.1&value=IPP-9")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = h
+        .get("records", "/resolve?system=1.2.250.1.999.1&value=IPP-1")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"id":"BZH-DEV-0001"}"#));
+    let (status, body) = h
+        .get("records", "/resolve?system=1.2.250.1.999.1&value=NOPE")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"id":null}"#));
+
+    // Each patient named was audited with the decision's reason code.
+    let got: Vec<(String, Option<String>, megalis_audit::Outcome, Option<String>)> = audit
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.action.clone(),
+                r.patient_id.clone(),
+                r.outcome,
+                r.detail.clone(),
+            )
+        })
+        .collect();
+    use megalis_audit::Outcome::{Denied, Success};
+    let row = |patient: &str, outcome, reason: &str| {
+        (
+            "plugin.patient.read".to_string(),
+            Some(patient.to_string()),
+            outcome,
+            Some(format!("plugin=records reason={reason}")),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            row("BZH-DEV-0001", Success, "care-team"),
+            row("BZH-OTHER", Denied, "no-relationship"),
+            row("BZH-OTHER", Denied, "no-relationship"),
+            row("BZH-DEV-0001", Success, "care-team"),
+        ]
+    );
+
+    // The directory is public information: no decision, active professionals only.
+    let (status, body) = h.get("records", "/practitioner/810000000000").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Néphrologie"), "{body}");
+    let (status, _) = h.get("records", "/practitioner/899999999999").await.unwrap();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn events_are_read_by_topic_and_filtered_by_the_access_decision() {
+    let audit = Arc::new(Recorded::default());
+    let events = Arc::new(MemoryEvents::default());
+    let h = records_harness(audit.clone(), events.clone());
+    assert!(
+        h.apply(vec![h.entry("records", "records", RECORDS_GRANTS)])
+            .await
+            .is_empty()
+    );
+    // The core publishes; the plugin subscribes to the core topic in its manifest.
+    use megalis_plugin_host::services::EventLog;
+    for patient in ["BZH-DEV-0001", "BZH-OTHER", "BZH-DEV-0001"] {
+        events
+            .publish(
+                "core.document.shared",
+                Some(patient),
+                r#"{"document":"d"}"#,
+                1_700_000_000_000_000,
+            )
+            .await
+            .unwrap();
+    }
+    let (status, body) = h
+        .get("records", "/events?topic=core.document.shared")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let seen: Vec<Value> = serde_json::from_str(&body).unwrap();
+    // The event about the patient out of reach is left out; the cursor still moves past it.
+    let ids: Vec<u64> = seen.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![1, 3]);
+    assert_eq!(seen[0]["publishedAt"], 1_700_000_000_000u64);
+    let (_, body) = h
+        .get("records", "/events?topic=core.document.shared&after=1")
+        .await
+        .unwrap();
+    let seen: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["id"], 3);
+
+    // Its own topic: published under plugin.<id>., JSON only, patient events under the decision.
+    let (status, body) = h
+        .call("records", "POST", "/events/session.closed", &[], r#"{"n":1}"#)
+        .await
+        .map(|(s, _, b)| (s, b))
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (status, _, _) = h
+        .call("records", "POST", "/events/Bad Name", &[], "{}")
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    let (status, _, _) = h
+        .call("records", "POST", "/events/x", &[], "not json")
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    let (status, _, _) = h
+        .call("records", "POST", "/events/x?patient=BZH-OTHER", &[], "{}")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = h
+        .get("records", "/events?topic=plugin.records.session.closed")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"{\"n\":1}"#), "{body}");
+
+    // Neither another plugin's topic nor a core topic the manifest does not name.
+    events
+        .publish("plugin.other.secret", None, "{}", 0)
+        .await
+        .unwrap();
+    for topic in ["plugin.other.secret", "plugin.recordsx.y", "core.audit"] {
+        let (status, body) = h
+            .get("records", &format!("/events?topic={topic}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 403, "{topic}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_plugin_without_the_identity_grant_is_not_loaded() {
+    let h = records_harness(
+        Arc::new(Recorded::default()),
+        Arc::new(MemoryEvents::default()),
+    );
+    let grants: Vec<Capability> = RECORDS_GRANTS
+        .iter()
+        .copied()
+        .filter(|c| *c != Capability::Identity)
+        .collect();
+    let errors = h.apply(vec![h.entry("records", "records", &grants)]).await;
+    assert_eq!(errors.len(), 1);
+    let message = errors[0].to_string();
+    assert!(
+        message.contains("megalis:platform/identity@0.1.1"),
+        "{message}"
     );
 }

@@ -11,6 +11,7 @@ mod directory;
 mod http;
 mod metrics;
 mod plugin_auth;
+mod plugin_platform;
 mod plugins;
 mod serve;
 

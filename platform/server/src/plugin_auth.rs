@@ -22,7 +22,7 @@ use megalis_auth::principal::Rejection;
 use megalis_auth::{Auth, PrincipalKind as AuthKind};
 use megalis_plugin_host::RouteAuth;
 use megalis_plugin_host::access::{
-    AuthRefusal, Authenticator, BoxFuture, Principal, PrincipalKind,
+    AuthRefusal, Authenticator, BoxFuture, Origin, Principal, PrincipalKind,
 };
 
 pub struct PlatformAuthenticator {
@@ -137,6 +137,9 @@ fn for_plugin(p: &megalis_auth::Principal) -> Principal {
         } else {
             p.roles.clone()
         },
+        // Handed back to the platform's access decision (plugin_platform.rs), which needs what
+        // plugins are not shown: second factor, token scopes, session.
+        origin: Some(Origin::new(p.clone())),
     }
 }
 

@@ -15,8 +15,9 @@ use http::{StatusCode, Uri};
 use http_body_util::BodyExt;
 use megalis_audit::AuditLog;
 use megalis_config::Settings;
-use megalis_plugin_host::access::{AllowAllLocal, DenyAll, LocalDeveloper, LogAudit};
+use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
 use megalis_plugin_host::kv::{MemoryKv, SqlKv};
+use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents, SqlEvents};
 use megalis_plugin_host::{
     Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginError, PluginHost,
     PluginLimits, PluginMetrics, RequestMeta, Services,
@@ -43,6 +44,12 @@ fn engine_settings(settings: &Settings) -> EngineSettings {
     }
 }
 
+/// The core services the plugin host's capabilities reach.
+pub struct Platform<'a> {
+    pub identity: &'a megalis_identity_index::PatientIndex,
+    pub sharing: &'a megalis_sharing::SharingStore,
+}
+
 /// The platform's plugin host, or `None` (logged) when the engine cannot start; `/apps/…`
 /// then answers 503 and the rest of the platform still serves. The watcher of `plugins.toml`
 /// starts with it when called inside the runtime (as `serve` does).
@@ -52,6 +59,7 @@ pub fn start(
     audit: &AuditLog,
     metrics: &Metrics,
     auth: &Arc<megalis_auth::Auth>,
+    platform: Platform<'_>,
 ) -> Option<Arc<PluginHost>> {
     let engine = match PluginEngine::new(engine_settings(settings)) {
         Ok(e) => e,
@@ -62,12 +70,21 @@ pub fn start(
     };
     let plugin_metrics = PluginMetrics::new();
     metrics.register_plugin_metrics(&plugin_metrics);
+    let records = Arc::new(crate::plugin_platform::PlatformRecords::new(
+        db.clone(),
+        platform.identity.clone(),
+    ));
     let services = Services {
         kv: Arc::new(SqlKv::new(db.clone())),
-        // The access decision on patient data comes with consent (issue 5); until then every
-        // patient-data access of a plugin is refused.
-        access: Arc::new(DenyAll),
+        access: Arc::new(crate::plugin_platform::PlatformAccess::new(
+            db.clone(),
+            platform.sharing.clone(),
+            metrics,
+        )),
         audit: Arc::new(audit.clone()),
+        identity: records.clone(),
+        directory: records,
+        events: Arc::new(SqlEvents::new(db.clone())),
         auth: Arc::new(crate::plugin_auth::PlatformAuthenticator::new(
             Arc::clone(auth),
             audit.clone(),
@@ -307,6 +324,7 @@ async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, Stri
             PluginError::UngrantedImport { .. } => format!("{e} (grant it with --grant)"),
             other => other.to_string(),
         })?;
+    let synthetic = Arc::new(MemoryDirectory::synthetic());
     let host = Arc::new(PluginHost::new(
         engine,
         Services {
@@ -314,6 +332,11 @@ async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, Stri
             access: Arc::new(AllowAllLocal),
             audit: Arc::new(LogAudit),
             auth: Arc::new(LocalDeveloper),
+            // Synthetic patients and professionals (see MemoryDirectory::synthetic): a plugin
+            // author never holds real patient data on a development machine.
+            identity: synthetic.clone(),
+            directory: synthetic,
+            events: Arc::new(MemoryEvents::default()),
         },
         PluginMetrics::new(),
         PathBuf::new(),

@@ -23,6 +23,8 @@ use sqlx::sqlite::{
 
 pub use sqlx;
 
+pub mod events;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -5,7 +5,8 @@
 //! - [`Request`] and [`Response`] (text, HTML, JSON) instead of raw `wasi:http` resources,
 //! - a small [`Router`] with `{param}` path segments,
 //! - typed wrappers over the platform capabilities ([`context`], [`store`], [`consent`],
-//!   [`audit`], [`log`]); a plugin only imports the capabilities it calls,
+//!   [`audit`], [`log`], [`identity`], [`directory`], [`events`]); a plugin only imports the
+//!   capabilities it calls,
 //! - [`manifest!`] to embed `plugin.toml` in the component, so the manifest is covered by the
 //!   module's SHA-256 digest,
 //! - [`export_plugin!`] to export a router as the component's HTTP handler.
@@ -29,7 +30,7 @@ pub use serde_json as json;
 #[doc(hidden)]
 pub use wasip2;
 
-/// Bindings generated from `plugins/wit` (package `megalis:platform@0.1.0`).
+/// Bindings generated from `plugins/wit` (package `megalis:platform@0.1.1`).
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -147,6 +148,58 @@ pub mod audit {
 
     pub fn emit(event: &Event) -> Result<(), Error> {
         Ok(wit::emit(event)?)
+    }
+}
+
+/// The regional identity index. Every answer naming a patient went through the core's access
+/// decision and is in the patient's access log.
+pub mod identity {
+    use crate::Error;
+    use crate::bindings::megalis::platform::identity as wit;
+    pub use wit::{Identifier, Patient};
+
+    /// The patient with this regional id (`Error::NotFound` when the index has none,
+    /// `Error::Forbidden` when the caller may not see them).
+    pub fn get(id: &str) -> Result<Patient, Error> {
+        Ok(wit::get(id)?)
+    }
+    /// The regional id of a hospital's local identifier (`system`: its assigning authority OID).
+    pub fn resolve(system: &str, value: &str) -> Result<Option<String>, Error> {
+        Ok(wit::resolve(system, value)?)
+    }
+}
+
+/// The directory of health professionals (RPPS): active professionals only.
+pub mod directory {
+    use crate::Error;
+    use crate::bindings::megalis::platform::directory as wit;
+    pub use wit::Practitioner;
+
+    pub fn get(national_id: &str) -> Result<Option<Practitioner>, Error> {
+        Ok(wit::get(national_id)?)
+    }
+}
+
+/// The platform's event log: the core's events the manifest subscribes to, and this plugin's.
+pub mod events {
+    use crate::Error;
+    use crate::bindings::megalis::platform::events as wit;
+    pub use wit::Event;
+
+    /// A document was shared (payload: `document`, `type`, `replaces`).
+    pub const DOCUMENT_SHARED: &str = "core.document.shared";
+    /// Two patients were merged (payload: `merge`, `survivor`, `merged`).
+    pub const PATIENT_MERGED: &str = "core.patient.merged";
+    /// A merge was undone (payload: `merge`, `survivor`, `restored`).
+    pub const PATIENT_UNMERGED: &str = "core.patient.unmerged";
+
+    /// Publishes JSON `payload` on this plugin's topic `name` (seen as `plugin.<id>.<name>`).
+    pub fn publish(name: &str, payload: &str, patient: Option<&str>) -> Result<u64, Error> {
+        Ok(wit::publish(name, payload, patient)?)
+    }
+    /// Events of `topic` after the id `after`, oldest first.
+    pub fn poll(topic: &str, after: Option<u64>, limit: u32) -> Result<Vec<Event>, Error> {
+        Ok(wit::poll(topic, after, limit)?)
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use megalis_e2e::{fresh_postgres_url, megalis, server, stderr, stdout};
 use serde_json::Value;
 
-fn generate(dir: &Path, name: &str, rows: u64, seed: u64) -> String {
+pub fn generate(dir: &Path, name: &str, rows: u64, seed: u64) -> String {
     let path = dir.join(name);
     let p = path.to_str().unwrap().to_string();
     let o = megalis(
@@ -30,7 +30,7 @@ fn generate(dir: &Path, name: &str, rows: u64, seed: u64) -> String {
 }
 
 /// `megalis directory import` with a data directory and an optional database URL.
-fn import(data_dir: &Path, db: Option<&str>, file: &str) -> std::process::Output {
+pub fn import(data_dir: &Path, db: Option<&str>, file: &str) -> std::process::Output {
     let mut args = vec!["--data-dir", data_dir.to_str().unwrap()];
     if let Some(url) = db {
         args.extend(["--database-url", url]);

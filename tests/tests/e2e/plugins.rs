@@ -545,3 +545,189 @@ async fn plugin_routes_see_the_platform_principal_and_its_grants() {
     assert_eq!(denials.len(), 2, "{denials:?}");
     assert!(denials.contains(&"sys-other".to_string()), "{denials:?}");
 }
+
+/// A plugin reaches patients only under the core's own access decision, with the caller's
+/// rights: the identity look-up needs a health professional signed in with a second factor,
+/// the patient's records need the care team; each answer is in the patient's access log, with
+/// the decision's reason. Installed under the demo application `messagerie` (granted to
+/// everyone in the demo region).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_reach_patients_under_the_core_access_decision() {
+    use megalis_store::{Database, PoolSettings, with_pool};
+    use serde_json::Value;
+
+    use super::auth::csrf_field;
+    use super::patients::{Session, demo_server};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let records = fetch_into(&data, "records");
+    std::fs::write(
+        data.join("plugins.toml"),
+        plugins_toml(&[(
+            "messagerie",
+            &records,
+            "\"context\", \"identity\", \"directory\", \"events\", \"consent\", \"logging\"",
+        )]),
+    )
+    .unwrap();
+    // A directory extract, so the plugin's directory look-up has professionals to find.
+    let extract = super::directory::generate(tmp.path(), "rpps.txt", 20, 7);
+    let o = super::directory::import(&data, None, &extract);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = demo_server(&data, None).await;
+    let db = Database::open(&Database::default_url(&data), &PoolSettings::default()).unwrap();
+    let patient: String = with_pool!(&db, pool => megalis_store::sqlx::query_scalar(
+        "SELECT regional_id FROM identity_patient WHERE merged_into IS NULL ORDER BY seq LIMIT 1")
+        .fetch_one(pool).await)
+    .unwrap();
+    let http = s.no_redirect_client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(s.url("/apps/messagerie/public/patient/x"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == 404
+    {
+        assert!(Instant::now() < deadline, "plugin never loaded:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let get = |session: Option<&Session>, path: String| {
+        let mut r = http.get(s.url(&path));
+        if let Some(session) = session {
+            r = r.header("cookie", session.cookie.clone());
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+
+    // Anonymous, on the plugin's public route: no patient.
+    let (status, body) = get(None, format!("/apps/messagerie/public/patient/{patient}")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Authentification requise"), "{body}");
+
+    // A doctor without a second factor: refused, whatever the plugin asks.
+    let doctor = Session::sign_in(&s, ("alegoff", "Demo-Docteur-Rennes-29!")).await;
+    let (status, body) = get(Some(&doctor), format!("/apps/messagerie/patient/{patient}")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("second facteur"), "{body}");
+
+    // With a second factor: the identity look-up of a health professional is allowed…
+    doctor.add_second_factor().await;
+    let (status, body) = get(Some(&doctor), format!("/apps/messagerie/patient/{patient}")).await;
+    assert_eq!(status, 200, "{body}");
+    let found: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found["id"], patient.as_str());
+    assert!(!found["family"].as_str().unwrap().is_empty());
+    // …but the patient's records need the care team.
+    let (_, body) = get(Some(&doctor), format!("/apps/messagerie/consent/{patient}")).await;
+    let decision: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(decision["allowed"], false, "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("équipe de soins")
+    );
+    let publish = |session: &Session, query: String| {
+        http.post(s.url(&format!("/apps/messagerie/events/note.added{query}")))
+            .header("cookie", session.cookie.clone())
+            .header("origin", s.url(""))
+            .header("content-type", "application/json")
+            .body(r#"{"note":"suivi"}"#)
+            .send()
+    };
+    let r = publish(&doctor, format!("?patient={patient}")).await.unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The doctor declares the care relationship in the portal: the plugin now reaches them too.
+    let page = doctor.page(&format!("/patients/{patient}/sharing")).await;
+    let csrf = csrf_field(&page);
+    let (status, _) = doctor
+        .post(
+            &format!("/patients/{patient}/care-links"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("justification", "Médecin traitant déclaré"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, body) = get(Some(&doctor), format!("/apps/messagerie/consent/{patient}")).await;
+    let decision: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(decision["allowed"], true, "{decision}");
+    let r = publish(&doctor, format!("?patient={patient}")).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, body) = get(
+        Some(&doctor),
+        "/apps/messagerie/events?topic=plugin.messagerie.note.added".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["patient"], patient.as_str());
+
+    // A secretary (staff, not a health professional) sees none of it, events included.
+    let secretary = Session::sign_in(&s, ("secretariat.rennes", "Demo-Secretariat-Rennes-35!")).await;
+    let (status, body) =
+        get(Some(&secretary), format!("/apps/messagerie/patient/{patient}")).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, body) = get(
+        Some(&secretary),
+        "/apps/messagerie/events?topic=plugin.messagerie.note.added".into(),
+    )
+    .await;
+    assert_eq!(body, "[]");
+
+    // The directory answers from the RPPS extract (public information), active ones only.
+    let (national_id, family): (String, String) = with_pool!(&db, pool =>
+        megalis_store::sqlx::query_as(
+            "SELECT national_id, family_name FROM dir_practitioner WHERE active \
+             ORDER BY national_id LIMIT 1")
+        .fetch_one(pool).await)
+    .unwrap();
+    let (status, body) = get(
+        Some(&secretary),
+        format!("/apps/messagerie/practitioner/{national_id}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let found: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found["family"], family.as_str());
+    let (status, _) = get(Some(&doctor), "/apps/messagerie/practitioner/899999999999".into()).await;
+    assert_eq!(status, 404);
+
+    // Every answer about the patient is in their access log, with the decision's reason.
+    let rows: Vec<(String, String, Option<String>)> = with_pool!(&db, pool =>
+        megalis_store::sqlx::query_as(
+            "SELECT action, outcome, detail FROM audit_record \
+             WHERE patient_id = $1 AND action LIKE 'plugin.%' ORDER BY seq")
+        .bind(&patient).fetch_all(pool).await)
+    .unwrap();
+    let reasons: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(a, o, d)| {
+            let d = d.as_deref().unwrap_or("");
+            (a.as_str(), o.as_str(), d.split("reason=").nth(1).unwrap_or(""))
+        })
+        .collect();
+    for expected in [
+        ("plugin.patient.read", "denied", "not-authenticated"),
+        ("plugin.patient.read", "denied", "second-factor-required"),
+        ("plugin.patient.read", "success", "identity-lookup"),
+        ("plugin.consent-check.read", "denied", "not-in-care-team"),
+        ("plugin.event.write", "denied", "not-in-care-team"),
+        ("plugin.consent-check.read", "success", "care-team"),
+        ("plugin.event.write", "success", "care-team"),
+        ("plugin.event.read", "success", "care-team"),
+    ] {
+        assert!(reasons.contains(&expected), "{expected:?} not in {reasons:?}");
+    }
+}

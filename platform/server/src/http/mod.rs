@@ -99,7 +99,6 @@ impl AppState {
         let demo = (settings.mode != Mode::Production).then(|| crate::demo::directory(true));
         let directory = Arc::new(directory_lookup::DirectoryLookup::new(db.clone(), demo));
         let auth = Auth::new(db.clone(), auth_settings(&settings), directory);
-        let plugins = crate::plugins::start(&settings, &db, &audit, &metrics, &auth);
         let identity = megalis_identity_index::PatientIndex::new(
             db.clone(),
             audit.clone(),
@@ -109,6 +108,17 @@ impl AppState {
         let sharing = megalis_sharing::SharingStore::new(
             db.clone(),
             megalis_sharing::SharingSettings::default(),
+        );
+        let plugins = crate::plugins::start(
+            &settings,
+            &db,
+            &audit,
+            &metrics,
+            &auth,
+            crate::plugins::Platform {
+                identity: &identity,
+                sharing: &sharing,
+            },
         );
         AppState(Arc::new(Shared {
             settings,
