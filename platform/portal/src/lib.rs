@@ -45,6 +45,20 @@ pub struct UserBar {
     pub csrf: String,
 }
 
+/// A plugin's HTML fragment inside the portal shell (header, navigation, language, footer).
+/// The fragment is the plugin's own markup, served from the platform's origin under the same
+/// content security policy as every page; the shell adds nothing the plugin could not.
+#[derive(Template)]
+#[template(path = "app.html")]
+pub struct AppPage<'a> {
+    pub t: &'a Texts,
+    pub user: Option<UserBar>,
+    /// The plugin id, for styling and tests.
+    pub app: String,
+    pub title: String,
+    pub body: String,
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {

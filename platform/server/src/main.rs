@@ -12,6 +12,7 @@ mod http;
 mod metrics;
 mod plugin_auth;
 mod plugin_platform;
+mod plugin_shell;
 mod plugins;
 mod serve;
 

@@ -151,6 +151,8 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
             .map(|c| c.address.to_string()),
     };
     let (mut parts, body) = request.into_parts();
+    // Read before the host strips the credentials: the shell shows who is signed in.
+    let shell = crate::plugin_shell::ShellRequest::of(&parts.headers, parts.uri.query());
     // HTTP/2 carries the host in `:authority`, not in a `Host` header: keep it as `Host` before
     // the URI becomes plugin-relative, for the host's same-origin check and the plugin's own view
     // of the request.
@@ -170,7 +172,7 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
             // The plugin's own error answers keep their format; host failures (deadline, trap,
             // limits) below are the platform's and go through the mapper.
             crate::http::problem::keep_as_is(&mut response);
-            response
+            crate::plugin_shell::render(&state, &plugin, shell, response).await
         }
         Err(e) => plugin_error(e).into_response(),
     }

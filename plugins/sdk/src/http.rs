@@ -121,9 +121,16 @@ impl Response {
         Response::new(200, "text/plain; charset=utf-8", body.into())
     }
 
-    /// An HTML fragment; the portal renders it inside its shell.
+    /// An HTML fragment; the portal renders it inside its shell (header, navigation, language
+    /// switch, footer). A body that starts with `<!DOCTYPE` or `<html` is a whole document and
+    /// is sent as it is.
     pub fn html(body: impl Into<String>) -> Response {
         Response::new(200, "text/html; charset=utf-8", body.into())
+    }
+
+    /// The page title the portal shell shows (`<title>` and tab), for an HTML fragment.
+    pub fn with_title(self, title: &str) -> Response {
+        self.with_header("x-megalis-title", title)
     }
 
     pub fn json<T: serde::Serialize>(value: &T) -> Response {

@@ -704,6 +704,24 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     let (status, _) = get(Some(&doctor), "/apps/messagerie/practitioner/899999999999".into()).await;
     assert_eq!(status, 404);
 
+    // An HTML fragment is shown inside the portal shell, titled by the plugin; a whole
+    // document is sent as the plugin wrote it.
+    let r = http
+        .get(s.url("/apps/messagerie/page"))
+        .header("cookie", doctor.cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-megalis-title").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<header class=\"banner\">"), "{page}");
+    assert!(page.contains("<title>Dossiers partagés — Megalis</title>"), "{page}");
+    assert!(page.contains("<h1 id=\"records-title\">"), "{page}");
+    assert!(page.contains("action=\"/logout\""), "the signed-in user's bar: {page}");
+    let (_, alone) = get(Some(&doctor), "/apps/messagerie/document".into()).await;
+    assert!(alone.starts_with("<!DOCTYPE html>") && !alone.contains("banner"), "{alone}");
+
     // Every answer about the patient is in their access log, with the decision's reason.
     let rows: Vec<(String, String, Option<String>)> = with_pool!(&db, pool =>
         megalis_store::sqlx::query_as(

@@ -71,7 +71,7 @@ fn texts(q: &LangQuery, headers: &HeaderMap) -> &'static Texts {
     Texts::of(Lang::negotiate(q.lang.as_deref(), accept))
 }
 
-pub(super) fn page(t: impl Template) -> Result<Response, ApiError> {
+pub(crate) fn page(t: impl Template) -> Result<Response, ApiError> {
     let body = t.render().map_err(|e| {
         tracing::error!(error = %e, "template");
         ApiError::internal()
@@ -82,7 +82,7 @@ pub(super) fn page(t: impl Template) -> Result<Response, ApiError> {
     Ok(r)
 }
 
-pub(super) fn user_bar(p: &Principal) -> Option<UserBar> {
+pub(crate) fn user_bar(p: &Principal) -> Option<UserBar> {
     let s = p.session.as_ref()?;
     // The patient pages are offered to those the access rule lets in once they use a second
     // factor; the pages themselves explain how to add one.

@@ -17,6 +17,15 @@ fn router() -> Router {
         .get("/consent/{id}", check)
         .post("/events/{name}", publish)
         .get("/events", poll)
+        .get("/page", |_, _| {
+            Ok(Response::html("<h1 id=\"records-title\">Dossiers partagés</h1>")
+                .with_title("Dossiers partagés"))
+        })
+        .get("/document", |_, _| {
+            Ok(Response::html(
+                "<!DOCTYPE html><html lang=\"fr\"><title>Seul</title><p id=\"alone\">Seul</p></html>",
+            ))
+        })
 }
 
 fn patient(_: &Request, p: &Params) -> Result<Response, Error> {
