@@ -313,6 +313,14 @@ pub fn open(config: &BlobStoreConfig) -> Result<Arc<dyn BlobStore>, BlobError> {
     }
 }
 
+/// A store held in memory (`object_store`'s `InMemory` under the S3 backend's code): for tests
+/// and `megalis plugin run`, where nothing must outlive the process.
+pub fn in_memory() -> Arc<dyn BlobStore> {
+    Arc::new(S3BlobStore::new(Arc::new(
+        object_store::memory::InMemory::new(),
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

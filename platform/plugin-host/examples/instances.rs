@@ -73,6 +73,7 @@ async fn main() {
             identity: Arc::new(MemoryDirectory::default()),
             directory: Arc::new(MemoryDirectory::default()),
             events: Arc::new(MemoryEvents::default()),
+            blobs: None,
         },
         PluginMetrics::new(),
         Default::default(),

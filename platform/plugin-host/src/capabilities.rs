@@ -2,7 +2,9 @@
 //! access decision and writes the audit trail here, whatever the plugin asked for.
 
 use megalis_audit::{Actor, AuditRecord, Outcome};
-use wasmtime::component::{HasSelf, Linker};
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::access::{AccessAction, AccessResource, Decision, PrincipalKind as HostKind};
 use crate::host::Services;
@@ -14,11 +16,15 @@ wasmtime::component::bindgen!({
     path: "../../plugins/wit",
     world: "megalis:platform/imports",
     imports: { default: async },
+    with: {
+        "megalis:platform/blobs/upload": crate::blobs::UploadState,
+        "megalis:platform/blobs/download": crate::blobs::DownloadState,
+    },
 });
 
 use megalis::platform::types::{CapError, Principal, PrincipalKind};
 use megalis::platform::{
-    audit, consent, context, directory, events, identity, logging, store, types,
+    audit, blobs, consent, context, directory, events, identity, logging, store, types,
 };
 
 /// Keys and values the store accepts (the WIT documents them).
@@ -58,6 +64,9 @@ pub(crate) fn add_to_linker(
             }
             Capability::Events => {
                 events::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
+            }
+            Capability::Blobs => {
+                blobs::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?
             }
         }
     }
@@ -655,5 +664,283 @@ impl events::Host for HostState {
             });
         }
         Ok(visible)
+    }
+}
+
+fn blob_info(record: &crate::blobs::BlobRecord, patient: Option<String>) -> blobs::BlobInfo {
+    blobs::BlobInfo {
+        id: record.id.clone(),
+        size: record.size,
+        media_type: record.media_type.clone(),
+        sha256: record.sha256.clone(),
+        patient,
+        created_at: record.created_at_ms,
+    }
+}
+
+/// Purpose recorded for blob access: as for store entries, the care the route serves.
+const BLOB_PURPOSE: &str = "care";
+
+impl HostState {
+    fn blob_service(&self) -> Result<Arc<crate::blobs::PluginBlobs>, CapError> {
+        self.services.blobs.clone().ok_or(CapError::Unavailable)
+    }
+
+    fn take_blob_handle(&mut self) -> Result<(), CapError> {
+        if self.open_blob_handles >= crate::blobs::MAX_OPEN {
+            return Err(CapError::QuotaExceeded);
+        }
+        self.open_blob_handles += 1;
+        Ok(())
+    }
+
+    /// The record of blob `id` of this plugin, after the access decision on its patient.
+    async fn blob_record(
+        &self,
+        id: &str,
+        action: AccessAction,
+    ) -> Result<(crate::blobs::BlobRecord, Option<String>), CapError> {
+        if id.is_empty() || id.len() > 64 {
+            return Err(CapError::NotFound);
+        }
+        let services = self.services.clone();
+        let entry = services
+            .kv
+            .get(&crate::blobs::namespace(&self.call.plugin), id)
+            .await
+            .map_err(kv_error)?
+            .ok_or(CapError::NotFound)?;
+        if let Some(patient) = &entry.patient {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    patient,
+                    AccessResource::Record,
+                    action,
+                    BLOB_PURPOSE,
+                    "blob",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        let record: crate::blobs::BlobRecord = serde_json::from_slice(&entry.value)
+            .map_err(|e| {
+                tracing::error!(plugin = %self.call.plugin, id, error = %e, "blob record unreadable");
+                CapError::Unavailable
+            })?;
+        Ok((record, entry.patient))
+    }
+}
+
+fn blob_error(plugin: &str, e: megalis_blobs::BlobError) -> CapError {
+    match e {
+        megalis_blobs::BlobError::TooLarge { .. } => CapError::QuotaExceeded,
+        megalis_blobs::BlobError::NotFound(_) => CapError::NotFound,
+        other => {
+            tracing::error!(plugin, error = %other, "plugin blob");
+            CapError::Unavailable
+        }
+    }
+}
+
+impl blobs::Host for HostState {
+    async fn create(
+        &mut self,
+        media_type: String,
+        patient: Option<String>,
+    ) -> Result<Resource<crate::blobs::UploadState>, CapError> {
+        if media_type.is_empty()
+            || media_type.len() > 127
+            || !media_type.contains('/')
+            || media_type.chars().any(|c| c.is_control() || c == ' ')
+        {
+            return Err(CapError::Invalid(
+                "media-type is a MIME type such as application/dicom".into(),
+            ));
+        }
+        let blobs = self.blob_service()?;
+        let services = self.services.clone();
+        if let Some(p) = &patient {
+            let d = self
+                .call
+                .check_patient(
+                    &services,
+                    p,
+                    AccessResource::Record,
+                    AccessAction::Write,
+                    BLOB_PURPOSE,
+                    "blob",
+                )
+                .await?;
+            if !d.allowed {
+                return Err(CapError::Denied(d.reason));
+            }
+        }
+        self.take_blob_handle()?;
+        let upload = crate::blobs::UploadState::start(&blobs, media_type, patient);
+        self.table.push(upload).map_err(|_| {
+            self.open_blob_handles -= 1;
+            CapError::QuotaExceeded
+        })
+    }
+
+    async fn stat(&mut self, id: String) -> Result<blobs::BlobInfo, CapError> {
+        let (record, patient) = self.blob_record(&id, AccessAction::Read).await?;
+        Ok(blob_info(&record, patient))
+    }
+
+    async fn open(
+        &mut self,
+        id: String,
+    ) -> Result<Resource<crate::blobs::DownloadState>, CapError> {
+        let blobs = self.blob_service()?;
+        let (record, _) = self.blob_record(&id, AccessAction::Read).await?;
+        let digest = crate::blobs::digest_of(&record.sha256).ok_or(CapError::Unavailable)?;
+        self.take_blob_handle()?;
+        let stream = match blobs.store.get(&digest).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.open_blob_handles -= 1;
+                return Err(blob_error(&self.call.plugin, e));
+            }
+        };
+        self.table
+            .push(crate::blobs::DownloadState::new(stream))
+            .map_err(|_| {
+                self.open_blob_handles -= 1;
+                CapError::QuotaExceeded
+            })
+    }
+
+    async fn delete(&mut self, id: String) -> Result<bool, CapError> {
+        let (_, _) = match self.blob_record(&id, AccessAction::Write).await {
+            Ok(r) => r,
+            Err(CapError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // Only the record goes: the content may be shared (same bytes stored by another plugin
+        // or as a document), and content without records is the retention job's to remove.
+        let services = self.services.clone();
+        services
+            .kv
+            .delete(&crate::blobs::namespace(&self.call.plugin), &id)
+            .await
+            .map_err(kv_error)
+    }
+}
+
+impl blobs::HostUpload for HostState {
+    async fn write(
+        &mut self,
+        this: Resource<crate::blobs::UploadState>,
+        piece: Vec<u8>,
+    ) -> Result<(), CapError> {
+        if piece.len() > crate::blobs::MAX_PIECE {
+            return Err(CapError::Invalid("a piece is at most 1 MiB".into()));
+        }
+        let upload = self
+            .table
+            .get_mut(&this)
+            .map_err(|_| CapError::Invalid("unknown upload".into()))?;
+        let Some(pieces) = upload.pieces.clone() else {
+            return Err(CapError::Invalid("the upload is finished".into()));
+        };
+        upload.written += piece.len() as u64;
+        if upload.written > upload.max_size {
+            // Over the cap: the upload is over and nothing of it is kept (the store's own cap
+            // refuses it too; this answers before the content is read).
+            upload.abandon();
+            return Err(CapError::QuotaExceeded);
+        }
+        // Waits while the store is behind (back-pressure). A closed channel means the store's
+        // task ended early: `finish` reports why.
+        pieces
+            .send(Ok(bytes::Bytes::from(piece)))
+            .await
+            .map_err(|_| CapError::Unavailable)
+    }
+
+    async fn finish(
+        &mut self,
+        this: Resource<crate::blobs::UploadState>,
+    ) -> Result<blobs::BlobInfo, CapError> {
+        let plugin = self.call.plugin.clone();
+        let upload = self
+            .table
+            .get_mut(&this)
+            .map_err(|_| CapError::Invalid("unknown upload".into()))?;
+        let (Some(pieces), Some(task)) = (upload.pieces.take(), upload.task.take()) else {
+            return Err(CapError::Invalid("the upload is finished".into()));
+        };
+        let media_type = upload.media_type.clone();
+        let patient = upload.patient.clone();
+        // The end of the pieces ends the store's stream.
+        drop(pieces);
+        let stored = match task.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(blob_error(&plugin, e)),
+            Err(e) => {
+                tracing::error!(plugin = %plugin, error = %e, "plugin blob upload task");
+                return Err(CapError::Unavailable);
+            }
+        };
+        let record = crate::blobs::BlobRecord {
+            id: crate::blobs::new_id(),
+            sha256: stored.sha256.to_hex(),
+            size: stored.size,
+            media_type,
+            created_at_ms: (now_us() / 1000).max(0) as u64,
+        };
+        let value = serde_json::to_vec(&record).expect("a blob record serialises");
+        let services = self.services.clone();
+        services
+            .kv
+            .put(
+                &crate::blobs::namespace(&plugin),
+                KvEntry {
+                    key: record.id.clone(),
+                    value,
+                    patient: patient.clone(),
+                },
+            )
+            .await
+            .map_err(kv_error)?;
+        Ok(blob_info(&record, patient))
+    }
+
+    async fn drop(&mut self, this: Resource<crate::blobs::UploadState>) -> wasmtime::Result<()> {
+        // An unfinished upload's task is aborted by UploadState's Drop: nothing is kept.
+        self.table.delete(this)?;
+        self.open_blob_handles = self.open_blob_handles.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl blobs::HostDownload for HostState {
+    async fn read(
+        &mut self,
+        this: Resource<crate::blobs::DownloadState>,
+        max: u32,
+    ) -> Result<Vec<u8>, CapError> {
+        let plugin = self.call.plugin.clone();
+        let download = self
+            .table
+            .get_mut(&this)
+            .map_err(|_| CapError::Invalid("unknown download".into()))?;
+        let max = (max as usize).clamp(1, crate::blobs::MAX_PIECE);
+        download
+            .read(max)
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| blob_error(&plugin, e))
+    }
+
+    async fn drop(&mut self, this: Resource<crate::blobs::DownloadState>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        self.open_blob_handles = self.open_blob_handles.saturating_sub(1);
+        Ok(())
     }
 }

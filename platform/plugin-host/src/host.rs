@@ -31,6 +31,9 @@ pub struct Services {
     pub identity: Arc<dyn IdentityService>,
     pub directory: Arc<dyn DirectoryService>,
     pub events: Arc<dyn EventLog>,
+    /// The `blobs` capability's store; `None` where there is none (the capability then answers
+    /// `unavailable`).
+    pub blobs: Option<Arc<crate::blobs::PluginBlobs>>,
 }
 
 /// Request facts established by the server before the plugin is called.

@@ -21,6 +21,7 @@
 //!   for the `identity`, `directory` and `events` capabilities.
 
 pub mod access;
+pub mod blobs;
 mod capabilities;
 mod config;
 mod engine;

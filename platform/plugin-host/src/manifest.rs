@@ -34,10 +34,11 @@ pub enum Capability {
     Identity,
     Directory,
     Events,
+    Blobs,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::Context,
         Capability::Consent,
         Capability::Store,
@@ -46,6 +47,7 @@ impl Capability {
         Capability::Identity,
         Capability::Directory,
         Capability::Events,
+        Capability::Blobs,
     ];
 
     /// The WIT interface name (`megalis:platform/<name>`).
@@ -59,6 +61,7 @@ impl Capability {
             Capability::Identity => "identity",
             Capability::Directory => "directory",
             Capability::Events => "events",
+            Capability::Blobs => "blobs",
         }
     }
 

@@ -31,7 +31,10 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: NoEgress,
-    table: ResourceTable,
+    /// WASI's resources and the capabilities' own (uploads, downloads).
+    pub(crate) table: ResourceTable,
+    /// Uploads and downloads open in this request (capped: each holds a task or a stream).
+    pub(crate) open_blob_handles: usize,
     pub limiter: Limiter,
     pub call: CallContext,
     pub services: Arc<Services>,
@@ -59,6 +62,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             hooks: NoEgress,
             table: ResourceTable::new(),
+            open_blob_handles: 0,
             limiter,
             call,
             services,

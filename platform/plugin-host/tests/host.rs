@@ -34,6 +34,7 @@ fn services() -> Services {
         identity: Arc::new(MemoryDirectory::default()),
         directory: Arc::new(MemoryDirectory::default()),
         events: Arc::new(MemoryEvents::default()),
+        blobs: None,
     }
 }
 
@@ -482,6 +483,7 @@ async fn patient_data_in_the_store_goes_through_the_access_decision_and_the_audi
             identity: Arc::new(MemoryDirectory::default()),
             directory: Arc::new(MemoryDirectory::default()),
             events: Arc::new(MemoryEvents::default()),
+            blobs: None,
         };
         let h = harness_with(settings(), services);
         assert!(
@@ -641,10 +643,19 @@ const RECORDS_GRANTS: &[Capability] = &[
     Capability::Directory,
     Capability::Events,
     Capability::Consent,
+    Capability::Blobs,
     Capability::Logging,
 ];
 
 fn records_harness(audit: Arc<Recorded>, events: Arc<MemoryEvents>) -> Harness {
+    records_harness_with(audit, events, megalis_blobs::in_memory())
+}
+
+fn records_harness_with(
+    audit: Arc<Recorded>,
+    events: Arc<MemoryEvents>,
+    blob_store: Arc<dyn megalis_blobs::BlobStore>,
+) -> Harness {
     let people = MemoryDirectory::synthetic();
     people.add_patient(megalis_plugin_host::services::PatientRecord {
         id: "BZH-OTHER".into(),
@@ -665,6 +676,10 @@ fn records_harness(audit: Arc<Recorded>, events: Arc<MemoryEvents>) -> Harness {
         identity: people.clone(),
         directory: people,
         events,
+        blobs: Some(Arc::new(megalis_plugin_host::blobs::PluginBlobs {
+            store: blob_store,
+            max_size: 3 << 20,
+        })),
     };
     harness_with(settings(), services)
 }
@@ -851,5 +866,123 @@ async fn a_plugin_without_the_identity_grant_is_not_loaded() {
     assert!(
         message.contains("megalis:platform/identity@0.1.1"),
         "{message}"
+    );
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
+#[tokio::test]
+async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decision() {
+    let audit = Arc::new(Recorded::default());
+    let store = megalis_blobs::in_memory();
+    let h = records_harness_with(audit.clone(), Arc::new(MemoryEvents::default()), store.clone());
+    assert!(
+        h.apply(vec![
+            h.entry("records", "records", RECORDS_GRANTS),
+            h.entry("other", "records", RECORDS_GRANTS),
+        ])
+        .await
+        .is_empty()
+    );
+    // 2.5 MiB in pieces of 100,000 bytes, about a patient in reach. (Printable bytes, so the
+    // harness's text bodies carry them unchanged.)
+    let content: String = (0..(5u32 << 19))
+        .map(|i| char::from(b'!' + (i * 31 % 90) as u8))
+        .collect();
+    let (status, _, body) = h
+        .call(
+            "records",
+            "POST",
+            "/blobs?patient=BZH-DEV-0001&piece=100000",
+            &[("content-type", "application/dicom")],
+            &content,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["size"], content.len() as u64);
+    assert_eq!(info["sha256"], sha256_hex(content.as_bytes()));
+    assert_eq!(info["mediaType"], "application/dicom");
+    assert_eq!(info["patient"], "BZH-DEV-0001");
+    let id = info["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32, "a random id, not the content's digest");
+
+    let (status, headers, back) = h
+        .call("records", "GET", &format!("/blobs/{id}"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "application/dicom"));
+    assert_eq!(back.len(), content.len());
+    assert!(back == content);
+
+    // Another plugin (same module, other id) cannot name it.
+    let (status, _) = h.get("other", &format!("/blobs/{id}")).await.unwrap();
+    assert_eq!(status, 404);
+    // A patient out of reach: refused before anything is stored.
+    let (status, _, _) = h
+        .call("records", "POST", "/blobs?patient=BZH-OTHER", &[], "x")
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    // Over the cap (3 MiB here): 413, and nothing of it is stored.
+    let big: String = (0..(4u32 << 20))
+        .map(|i| char::from(b'!' + (i % 89) as u8))
+        .collect();
+    let (status, _, _) = h
+        .call("records", "POST", "/blobs?piece=1048576", &[], &big)
+        .await
+        .unwrap();
+    assert_eq!(status, 413);
+    assert!(
+        !store
+            .exists(&sha256_hex(big.as_bytes()).parse().unwrap())
+            .await
+            .unwrap()
+    );
+    // Dropped before `finish`: nothing kept either.
+    let abandoned = "abandoned content, never finished";
+    let (status, _, _) = h
+        .call("records", "POST", "/blobs/abandoned", &[], abandoned)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        !store
+            .exists(&sha256_hex(abandoned.as_bytes()).parse().unwrap())
+            .await
+            .unwrap()
+    );
+
+    // Deleting removes the plugin's record.
+    let (status, _, body) = h
+        .call("records", "DELETE", &format!("/blobs/{id}"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"deleted":true}"#));
+    let (status, _) = h.get("records", &format!("/blobs/{id}/info")).await.unwrap();
+    assert_eq!(status, 404);
+
+    let actions: Vec<(String, Option<String>, megalis_audit::Outcome)> = audit
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.action.clone(), r.patient_id.clone(), r.outcome))
+        .collect();
+    use megalis_audit::Outcome::{Denied, Success};
+    let p = |s: &str| Some(s.to_string());
+    assert_eq!(
+        actions,
+        vec![
+            ("plugin.blob.write".into(), p("BZH-DEV-0001"), Success),
+            ("plugin.blob.read".into(), p("BZH-DEV-0001"), Success),
+            ("plugin.blob.read".into(), p("BZH-DEV-0001"), Success),
+            ("plugin.blob.write".into(), p("BZH-OTHER"), Denied),
+            ("plugin.blob.write".into(), p("BZH-DEV-0001"), Success),
+        ]
     );
 }

@@ -17,7 +17,11 @@ use megalis_audit::AuditLog;
 use megalis_config::Settings;
 use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
 use megalis_plugin_host::kv::{MemoryKv, SqlKv};
+use megalis_plugin_host::blobs::PluginBlobs;
 use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents, SqlEvents};
+
+/// `megalis plugin run` keeps blobs in memory: a cap that a developer's machine survives.
+const LOCAL_BLOB_LIMIT: u64 = 256 << 20;
 use megalis_plugin_host::{
     Capability, EngineSettings, LoadedPlugin, PluginEngine, PluginEntry, PluginError, PluginHost,
     PluginLimits, PluginMetrics, RequestMeta, Services,
@@ -48,6 +52,7 @@ fn engine_settings(settings: &Settings) -> EngineSettings {
 pub struct Platform<'a> {
     pub identity: &'a megalis_identity_index::PatientIndex,
     pub sharing: &'a megalis_sharing::SharingStore,
+    pub blobs: &'a Arc<dyn megalis_blobs::BlobStore>,
 }
 
 /// The platform's plugin host, or `None` (logged) when the engine cannot start; `/apps/…`
@@ -85,6 +90,11 @@ pub fn start(
         identity: records.clone(),
         directory: records,
         events: Arc::new(SqlEvents::new(db.clone())),
+        // Plugin blobs share the platform's store and the documents' size cap.
+        blobs: Some(Arc::new(PluginBlobs {
+            store: platform.blobs.clone(),
+            max_size: settings.documents_max_size,
+        })),
         auth: Arc::new(crate::plugin_auth::PlatformAuthenticator::new(
             Arc::clone(auth),
             audit.clone(),
@@ -339,6 +349,10 @@ async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, Stri
             identity: synthetic.clone(),
             directory: synthetic,
             events: Arc::new(MemoryEvents::default()),
+            blobs: Some(Arc::new(PluginBlobs {
+                store: megalis_blobs::in_memory(),
+                max_size: LOCAL_BLOB_LIMIT,
+            })),
         },
         PluginMetrics::new(),
         PathBuf::new(),

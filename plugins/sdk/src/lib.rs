@@ -5,8 +5,8 @@
 //! - [`Request`] and [`Response`] (text, HTML, JSON) instead of raw `wasi:http` resources,
 //! - a small [`Router`] with `{param}` path segments,
 //! - typed wrappers over the platform capabilities ([`context`], [`store`], [`consent`],
-//!   [`audit`], [`log`], [`identity`], [`directory`], [`events`]); a plugin only imports the
-//!   capabilities it calls,
+//!   [`audit`], [`log`], [`identity`], [`directory`], [`events`], [`blobs`]); a plugin only
+//!   imports the capabilities it calls,
 //! - [`manifest!`] to embed `plugin.toml` in the component, so the manifest is covered by the
 //!   module's SHA-256 digest,
 //! - [`export_plugin!`] to export a router as the component's HTTP handler.
@@ -52,6 +52,8 @@ pub enum Error {
     NotFound,
     /// 503: a platform service is down; the client may retry.
     Unavailable,
+    /// 413: a size limit of the platform (a value, a blob) was exceeded.
+    QuotaExceeded,
     /// 500 with the message (logged by the host, shown in the body).
     Internal(String),
 }
@@ -64,7 +66,7 @@ impl From<bindings::megalis::platform::types::CapError> for Error {
             CapError::NotFound => Error::NotFound,
             CapError::Invalid(why) => Error::BadRequest(why),
             CapError::Unavailable => Error::Unavailable,
-            CapError::QuotaExceeded => Error::Internal("storage quota exceeded".into()),
+            CapError::QuotaExceeded => Error::QuotaExceeded,
         }
     }
 }
@@ -76,6 +78,7 @@ impl Error {
             Error::Forbidden(m) => Response::text(m).with_status(403),
             Error::NotFound => Response::text("not found").with_status(404),
             Error::Unavailable => Response::text("service unavailable").with_status(503),
+            Error::QuotaExceeded => Response::text("size limit exceeded").with_status(413),
             Error::Internal(m) => Response::text(m).with_status(500),
         }
     }
@@ -200,6 +203,52 @@ pub mod events {
     /// Events of `topic` after the id `after`, oldest first.
     pub fn poll(topic: &str, after: Option<u64>, limit: u32) -> Result<Vec<Event>, Error> {
         Ok(wit::poll(topic, after, limit)?)
+    }
+}
+
+/// Large content private to the plugin, written and read in pieces.
+pub mod blobs {
+    use crate::Error;
+    use crate::bindings::megalis::platform::blobs as wit;
+    pub use wit::{BlobInfo, Download, Upload};
+
+    /// The largest piece the host accepts or returns at once.
+    pub const PIECE: usize = 1 << 20;
+
+    /// Starts a blob; write pieces with [`Upload::write`], then [`Upload::finish`]. Dropping it
+    /// before `finish` keeps nothing.
+    pub fn create(media_type: &str, patient: Option<&str>) -> Result<Upload, Error> {
+        Ok(wit::create(media_type, patient)?)
+    }
+    /// Stores `content` (in pieces of [`PIECE`]).
+    pub fn store(media_type: &str, content: &[u8], patient: Option<&str>) -> Result<BlobInfo, Error> {
+        let upload = create(media_type, patient)?;
+        for piece in content.chunks(PIECE) {
+            upload.write(piece)?;
+        }
+        Ok(upload.finish()?)
+    }
+    pub fn stat(id: &str) -> Result<BlobInfo, Error> {
+        Ok(wit::stat(id)?)
+    }
+    /// Reads from the start; call [`Download::read`] until it returns an empty piece.
+    pub fn open(id: &str) -> Result<Download, Error> {
+        Ok(wit::open(id)?)
+    }
+    /// The whole content (mind the plugin's memory limit for large blobs: prefer [`open`]).
+    pub fn read_all(id: &str) -> Result<Vec<u8>, Error> {
+        let download = open(id)?;
+        let mut content = Vec::new();
+        loop {
+            let piece = download.read(PIECE as u32)?;
+            if piece.is_empty() {
+                return Ok(content);
+            }
+            content.extend_from_slice(&piece);
+        }
+    }
+    pub fn delete(id: &str) -> Result<bool, Error> {
+        Ok(wit::delete(id)?)
     }
 }
 

@@ -568,7 +568,7 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         plugins_toml(&[(
             "messagerie",
             &records,
-            "\"context\", \"identity\", \"directory\", \"events\", \"consent\", \"logging\"",
+            "\"context\", \"identity\", \"directory\", \"events\", \"consent\", \"blobs\", \"logging\"",
         )]),
     )
     .unwrap();

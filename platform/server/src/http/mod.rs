@@ -118,6 +118,7 @@ impl AppState {
             crate::plugins::Platform {
                 identity: &identity,
                 sharing: &sharing,
+                blobs: &blobs,
             },
         );
         AppState(Arc::new(Shared {

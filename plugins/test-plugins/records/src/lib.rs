@@ -3,7 +3,9 @@
 //! the core's access decision, exactly as the caller would through the core.
 
 use megalis_plugin_sdk::consent::{self, Action};
-use megalis_plugin_sdk::{Error, Params, Request, Response, Router, directory, events, identity};
+use megalis_plugin_sdk::{
+    Error, Params, Request, Response, Router, blobs, directory, events, identity,
+};
 use serde_json::json;
 
 megalis_plugin_sdk::manifest!("../plugin.toml");
@@ -17,6 +19,20 @@ fn router() -> Router {
         .get("/consent/{id}", check)
         .post("/events/{name}", publish)
         .get("/events", poll)
+        .post("/blobs", blob_store)
+        .get("/blobs/{id}", blob_read)
+        .get("/blobs/{id}/info", blob_info)
+        .delete("/blobs/{id}", |_, p| {
+            let deleted = blobs::delete(p.get("id").unwrap_or_default())?;
+            Ok(Response::json(&json!({ "deleted": deleted })))
+        })
+        .post("/blobs/abandoned", |req, _| {
+            // Written, then dropped without `finish`: nothing may be kept.
+            let upload = blobs::create("application/octet-stream", None)?;
+            upload.write(&req.body)?;
+            drop(upload);
+            Ok(Response::text("abandoned"))
+        })
         .get("/page", |_, _| {
             Ok(Response::html("<h1 id=\"records-title\">Dossiers partagés</h1>")
                 .with_title("Dossiers partagés"))
@@ -107,6 +123,49 @@ fn poll(req: &Request, _: &Params) -> Result<Response, Error> {
             })
             .collect::<Vec<_>>(),
     ))
+}
+
+fn info_json(i: &blobs::BlobInfo) -> serde_json::Value {
+    json!({
+        "id": i.id,
+        "size": i.size,
+        "mediaType": i.media_type,
+        "sha256": i.sha256,
+        "patient": i.patient,
+        "createdAt": i.created_at,
+    })
+}
+
+/// Stores the body in pieces of `piece` bytes (default 64 KiB), so several writes are made.
+fn blob_store(req: &Request, _: &Params) -> Result<Response, Error> {
+    let piece: usize = req
+        .query_param("piece")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(64 * 1024);
+    let media_type = req
+        .header("content-type")
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let patient = req.query_param("patient");
+    let upload = blobs::create(&media_type, patient.as_deref())?;
+    for chunk in req.body.chunks(piece.max(1)) {
+        upload.write(chunk)?;
+    }
+    let info = upload.finish()?;
+    Ok(Response::json(&info_json(&info)).with_status(201))
+}
+
+fn blob_read(_: &Request, p: &Params) -> Result<Response, Error> {
+    let id = p.get("id").unwrap_or_default();
+    let info = blobs::stat(id)?;
+    let content = blobs::read_all(id)?;
+    Ok(Response::new(200, &info.media_type, content))
+}
+
+fn blob_info(_: &Request, p: &Params) -> Result<Response, Error> {
+    Ok(Response::json(&info_json(&blobs::stat(
+        p.get("id").unwrap_or_default(),
+    )?)))
 }
 
 megalis_plugin_sdk::export_plugin!(router);
