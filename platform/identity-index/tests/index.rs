@@ -199,7 +199,12 @@ async fn review_merge_and_unmerge_restore_everything() {
         let payload: serde_json::Value = serde_json::from_str(&merged_events[0].payload).unwrap();
         assert_eq!(payload["survivor"], a.as_str());
         assert_eq!(payload["merged"], b.as_str());
-        assert!(poll(&e.db, PATIENT_UNMERGED, 0, 10).await.unwrap().is_empty());
+        assert!(
+            poll(&e.db, PATIENT_UNMERGED, 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Unmerge: merge ids start at 1 on a fresh database.
         e.index.unmerge(&actor(), 1).await.unwrap();

@@ -17,8 +17,8 @@ wasmtime::component::bindgen!({
     world: "megalis:platform/imports",
     imports: { default: async },
     with: {
-        "megalis:platform/blobs/upload": crate::blobs::UploadState,
-        "megalis:platform/blobs/download": crate::blobs::DownloadState,
+        "megalis:platform/blobs.upload": crate::blobs::UploadState,
+        "megalis:platform/blobs.download": crate::blobs::DownloadState,
     },
 });
 
@@ -123,10 +123,7 @@ impl CallContext {
             )
             .with_patient(patient)
             .with_purpose(purpose)
-            .with_detail(format!(
-                "plugin={} reason={}",
-                self.plugin, decision.code
-            ));
+            .with_detail(format!("plugin={} reason={}", self.plugin, decision.code));
         services
             .audit
             .append(record)
@@ -693,46 +690,44 @@ impl HostState {
         self.open_blob_handles += 1;
         Ok(())
     }
+}
 
-    /// The record of blob `id` of this plugin, after the access decision on its patient.
-    async fn blob_record(
-        &self,
-        id: &str,
-        action: AccessAction,
-    ) -> Result<(crate::blobs::BlobRecord, Option<String>), CapError> {
-        if id.is_empty() || id.len() > 64 {
-            return Err(CapError::NotFound);
-        }
-        let services = self.services.clone();
-        let entry = services
-            .kv
-            .get(&crate::blobs::namespace(&self.call.plugin), id)
-            .await
-            .map_err(kv_error)?
-            .ok_or(CapError::NotFound)?;
-        if let Some(patient) = &entry.patient {
-            let d = self
-                .call
-                .check_patient(
-                    &services,
-                    patient,
-                    AccessResource::Record,
-                    action,
-                    BLOB_PURPOSE,
-                    "blob",
-                )
-                .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
-        }
-        let record: crate::blobs::BlobRecord = serde_json::from_slice(&entry.value)
-            .map_err(|e| {
-                tracing::error!(plugin = %self.call.plugin, id, error = %e, "blob record unreadable");
-                CapError::Unavailable
-            })?;
-        Ok((record, entry.patient))
+/// The record of blob `id` of this plugin, after the access decision on its patient.
+async fn blob_record(
+    call: &CallContext,
+    services: &Services,
+    id: &str,
+    action: AccessAction,
+) -> Result<(crate::blobs::BlobRecord, Option<String>), CapError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(CapError::NotFound);
     }
+    let entry = services
+        .kv
+        .get(&crate::blobs::namespace(&call.plugin), id)
+        .await
+        .map_err(kv_error)?
+        .ok_or(CapError::NotFound)?;
+    if let Some(patient) = &entry.patient {
+        let d = call
+            .check_patient(
+                services,
+                patient,
+                AccessResource::Record,
+                action,
+                BLOB_PURPOSE,
+                "blob",
+            )
+            .await?;
+        if !d.allowed {
+            return Err(CapError::Denied(d.reason));
+        }
+    }
+    let record: crate::blobs::BlobRecord = serde_json::from_slice(&entry.value).map_err(|e| {
+        tracing::error!(plugin = %call.plugin, id, error = %e, "blob record unreadable");
+        CapError::Unavailable
+    })?;
+    Ok((record, entry.patient))
 }
 
 fn blob_error(plugin: &str, e: megalis_blobs::BlobError) -> CapError {
@@ -788,7 +783,8 @@ impl blobs::Host for HostState {
     }
 
     async fn stat(&mut self, id: String) -> Result<blobs::BlobInfo, CapError> {
-        let (record, patient) = self.blob_record(&id, AccessAction::Read).await?;
+        let (record, patient) =
+            blob_record(&self.call, &self.services.clone(), &id, AccessAction::Read).await?;
         Ok(blob_info(&record, patient))
     }
 
@@ -797,7 +793,8 @@ impl blobs::Host for HostState {
         id: String,
     ) -> Result<Resource<crate::blobs::DownloadState>, CapError> {
         let blobs = self.blob_service()?;
-        let (record, _) = self.blob_record(&id, AccessAction::Read).await?;
+        let (record, _) =
+            blob_record(&self.call, &self.services.clone(), &id, AccessAction::Read).await?;
         let digest = crate::blobs::digest_of(&record.sha256).ok_or(CapError::Unavailable)?;
         self.take_blob_handle()?;
         let stream = match blobs.store.get(&digest).await {
@@ -816,11 +813,12 @@ impl blobs::Host for HostState {
     }
 
     async fn delete(&mut self, id: String) -> Result<bool, CapError> {
-        let (_, _) = match self.blob_record(&id, AccessAction::Write).await {
-            Ok(r) => r,
-            Err(CapError::NotFound) => return Ok(false),
-            Err(e) => return Err(e),
-        };
+        let (_, _) =
+            match blob_record(&self.call, &self.services.clone(), &id, AccessAction::Write).await {
+                Ok(r) => r,
+                Err(CapError::NotFound) => return Ok(false),
+                Err(e) => return Err(e),
+            };
         // Only the record goes: the content may be shared (same bytes stored by another plugin
         // or as a document), and content without records is the retention job's to remove.
         let services = self.services.clone();

@@ -153,7 +153,7 @@ mod tests {
     fn grants_by_interface_name_and_unknown_capabilities() {
         let text = format!(
             "[[plugins]]\nid = \"m\"\nsha256 = \"{DIGEST}\"\ngrants = [\"megalis:platform/store@0.1.0\", \
-             \"consent\", \"megalis:platform/directory@0.1.0\", \"megalis:platform/audit@9.0.0\"]\n"
+             \"consent\", \"megalis:platform/teleport@0.1.0\", \"megalis:platform/audit@9.0.0\"]\n"
         );
         let c = PluginsConfig::parse("plugins.toml", &text).unwrap();
         assert_eq!(

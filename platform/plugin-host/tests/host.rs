@@ -281,7 +281,7 @@ async fn an_ungranted_import_refuses_the_load_naming_it() {
     let [PluginError::UngrantedImport { import, reason, .. }] = failures.as_slice() else {
         panic!("expected one refused import, got {failures:?}");
     };
-    assert_eq!(import, "megalis:platform/store@0.1.0");
+    assert_eq!(import, "megalis:platform/store@0.1.1");
     assert!(
         reason.contains("did not grant capability `store`"),
         "{reason}"
@@ -594,11 +594,11 @@ async fn check_describes_imports_exports_and_manifest() {
     assert_eq!(report.manifest.as_ref().unwrap().id, "probe");
     let imports: Vec<&str> = report.imports.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
-        imports.contains(&"megalis:platform/store@0.1.0"),
+        imports.contains(&"megalis:platform/store@0.1.1"),
         "{imports:?}"
     );
     assert!(
-        imports.contains(&"megalis:platform/context@0.1.0"),
+        imports.contains(&"megalis:platform/context@0.1.1"),
         "{imports:?}"
     );
     assert!(report.problems().is_empty(), "{:?}", report.problems());
@@ -724,7 +724,12 @@ async fn identity_and_directory_answer_under_the_access_decision() {
     assert_eq!((status, body.as_str()), (200, r#"{"id":null}"#));
 
     // Each patient named was audited with the decision's reason code.
-    let got: Vec<(String, Option<String>, megalis_audit::Outcome, Option<String>)> = audit
+    let got: Vec<(
+        String,
+        Option<String>,
+        megalis_audit::Outcome,
+        Option<String>,
+    )> = audit
         .0
         .lock()
         .unwrap()
@@ -758,10 +763,16 @@ async fn identity_and_directory_answer_under_the_access_decision() {
     );
 
     // The directory is public information: no decision, active professionals only.
-    let (status, body) = h.get("records", "/practitioner/810000000000").await.unwrap();
+    let (status, body) = h
+        .get("records", "/practitioner/810000000000")
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Néphrologie"), "{body}");
-    let (status, _) = h.get("records", "/practitioner/899999999999").await.unwrap();
+    let (status, _) = h
+        .get("records", "/practitioner/899999999999")
+        .await
+        .unwrap();
     assert_eq!(status, 404);
 }
 
@@ -808,23 +819,35 @@ async fn events_are_read_by_topic_and_filtered_by_the_access_decision() {
 
     // Its own topic: published under plugin.<id>., JSON only, patient events under the decision.
     let (status, body) = h
-        .call("records", "POST", "/events/session.closed", &[], r#"{"n":1}"#)
+        .call(
+            "records",
+            "POST",
+            "/events/session.closed",
+            SAME_ORIGIN,
+            r#"{"n":1}"#,
+        )
         .await
         .map(|(s, _, b)| (s, b))
         .unwrap();
     assert_eq!(status, 201, "{body}");
     let (status, _, _) = h
-        .call("records", "POST", "/events/Bad Name", &[], "{}")
+        .call("records", "POST", "/events/Bad_Name", SAME_ORIGIN, "{}")
         .await
         .unwrap();
     assert_eq!(status, 400);
     let (status, _, _) = h
-        .call("records", "POST", "/events/x", &[], "not json")
+        .call("records", "POST", "/events/x", SAME_ORIGIN, "not json")
         .await
         .unwrap();
     assert_eq!(status, 400);
     let (status, _, _) = h
-        .call("records", "POST", "/events/x?patient=BZH-OTHER", &[], "{}")
+        .call(
+            "records",
+            "POST",
+            "/events/x?patient=BZH-OTHER",
+            SAME_ORIGIN,
+            "{}",
+        )
         .await
         .unwrap();
     assert_eq!(status, 403);
@@ -877,7 +900,11 @@ fn sha256_hex(data: &[u8]) -> String {
 async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decision() {
     let audit = Arc::new(Recorded::default());
     let store = megalis_blobs::in_memory();
-    let h = records_harness_with(audit.clone(), Arc::new(MemoryEvents::default()), store.clone());
+    let h = records_harness_with(
+        audit.clone(),
+        Arc::new(MemoryEvents::default()),
+        store.clone(),
+    );
     assert!(
         h.apply(vec![
             h.entry("records", "records", RECORDS_GRANTS),
@@ -896,7 +923,7 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
             "records",
             "POST",
             "/blobs?patient=BZH-DEV-0001&piece=100000",
-            &[("content-type", "application/dicom")],
+            &[("content-type", "application/dicom"), SAME_ORIGIN[0]],
             &content,
         )
         .await
@@ -915,7 +942,11 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
         .await
         .unwrap();
     assert_eq!(status, 200);
-    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "application/dicom"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v == "application/dicom")
+    );
     assert_eq!(back.len(), content.len());
     assert!(back == content);
 
@@ -924,7 +955,13 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
     assert_eq!(status, 404);
     // A patient out of reach: refused before anything is stored.
     let (status, _, _) = h
-        .call("records", "POST", "/blobs?patient=BZH-OTHER", &[], "x")
+        .call(
+            "records",
+            "POST",
+            "/blobs?patient=BZH-OTHER",
+            SAME_ORIGIN,
+            "x",
+        )
         .await
         .unwrap();
     assert_eq!(status, 403);
@@ -933,7 +970,7 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
         .map(|i| char::from(b'!' + (i % 89) as u8))
         .collect();
     let (status, _, _) = h
-        .call("records", "POST", "/blobs?piece=1048576", &[], &big)
+        .call("records", "POST", "/blobs?piece=1048576", SAME_ORIGIN, &big)
         .await
         .unwrap();
     assert_eq!(status, 413);
@@ -946,7 +983,13 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
     // Dropped before `finish`: nothing kept either.
     let abandoned = "abandoned content, never finished";
     let (status, _, _) = h
-        .call("records", "POST", "/blobs/abandoned", &[], abandoned)
+        .call(
+            "records",
+            "POST",
+            "/blobs/abandoned",
+            SAME_ORIGIN,
+            abandoned,
+        )
         .await
         .unwrap();
     assert_eq!(status, 200);
@@ -959,11 +1002,20 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
 
     // Deleting removes the plugin's record.
     let (status, _, body) = h
-        .call("records", "DELETE", &format!("/blobs/{id}"), &[], "")
+        .call(
+            "records",
+            "DELETE",
+            &format!("/blobs/{id}"),
+            SAME_ORIGIN,
+            "",
+        )
         .await
         .unwrap();
     assert_eq!((status, body.as_str()), (200, r#"{"deleted":true}"#));
-    let (status, _) = h.get("records", &format!("/blobs/{id}/info")).await.unwrap();
+    let (status, _) = h
+        .get("records", &format!("/blobs/{id}/info"))
+        .await
+        .unwrap();
     assert_eq!(status, 404);
 
     let actions: Vec<(String, Option<String>, megalis_audit::Outcome)> = audit
@@ -986,3 +1038,6 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
         ]
     );
 }
+
+/// State-changing requests on session routes come from the platform's own pages.
+const SAME_ORIGIN: &[(&str, &str)] = &[("sec-fetch-site", "same-origin")];

@@ -51,7 +51,11 @@ fn is_html(response: &Response) -> bool {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        })
 }
 
 fn is_whole_document(body: &[u8]) -> bool {
@@ -73,10 +77,11 @@ pub async fn render(
     shell: ShellRequest,
     response: Response,
 ) -> Response {
+    // UTF-8 (titles are French), which `to_str` would refuse as non-ASCII.
     let title = response
         .headers()
         .get(TITLE_HEADER)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .map(str::to_owned);
     if !is_html(&response) {
         return without_title(response);
@@ -100,12 +105,7 @@ pub async fn render(
     }
     let principal = match &shell.cookie {
         Some(cookie) => match megalis_auth::session::from_cookie_header(cookie) {
-            Some(raw) => state
-                .auth
-                .principal_from_session(raw)
-                .await
-                .ok()
-                .flatten(),
+            Some(raw) => state.auth.principal_from_session(raw).await.ok().flatten(),
             None => None,
         },
         None => None,

@@ -16,8 +16,8 @@ use http_body_util::BodyExt;
 use megalis_audit::AuditLog;
 use megalis_config::Settings;
 use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
-use megalis_plugin_host::kv::{MemoryKv, SqlKv};
 use megalis_plugin_host::blobs::PluginBlobs;
+use megalis_plugin_host::kv::{MemoryKv, SqlKv};
 use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents, SqlEvents};
 
 /// `megalis plugin run` keeps blobs in memory: a cap that a developer's machine survives.

@@ -238,7 +238,7 @@ fn check_prints_imports_exports_and_refuses_what_is_not_a_plugin() {
     let out = stdout(&o);
     for expected in [
         "manifest probe 0.1.0",
-        "import   megalis:platform/store@0.1.0  (capability store)",
+        "import   megalis:platform/store@0.1.1  (capability store)",
         "export   wasi:http/incoming-handler@0.2",
         "route    /api (bearer(probe.read))",
         "ok: a valid megalis:platform@0.1 plugin",
@@ -592,7 +592,11 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         .status()
         == 404
     {
-        assert!(Instant::now() < deadline, "plugin never loaded:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "plugin never loaded:\n{}",
+            s.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let get = |session: Option<&Session>, path: String| {
@@ -643,7 +647,9 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
             .body(r#"{"note":"suivi"}"#)
             .send()
     };
-    let r = publish(&doctor, format!("?patient={patient}")).await.unwrap();
+    let r = publish(&doctor, format!("?patient={patient}"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
     // The doctor declares the care relationship in the portal: the plugin now reaches them too.
@@ -662,7 +668,9 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     let (_, body) = get(Some(&doctor), format!("/apps/messagerie/consent/{patient}")).await;
     let decision: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(decision["allowed"], true, "{decision}");
-    let r = publish(&doctor, format!("?patient={patient}")).await.unwrap();
+    let r = publish(&doctor, format!("?patient={patient}"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     let (status, body) = get(
         Some(&doctor),
@@ -675,9 +683,13 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     assert_eq!(events[0]["patient"], patient.as_str());
 
     // A secretary (staff, not a health professional) sees none of it, events included.
-    let secretary = Session::sign_in(&s, ("secretariat.rennes", "Demo-Secretariat-Rennes-35!")).await;
-    let (status, body) =
-        get(Some(&secretary), format!("/apps/messagerie/patient/{patient}")).await;
+    let secretary =
+        Session::sign_in(&s, ("secretariat.rennes", "Demo-Secretariat-Rennes-35!")).await;
+    let (status, body) = get(
+        Some(&secretary),
+        format!("/apps/messagerie/patient/{patient}"),
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     let (_, body) = get(
         Some(&secretary),
@@ -701,7 +713,11 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     assert_eq!(status, 200, "{body}");
     let found: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(found["family"], family.as_str());
-    let (status, _) = get(Some(&doctor), "/apps/messagerie/practitioner/899999999999".into()).await;
+    let (status, _) = get(
+        Some(&doctor),
+        "/apps/messagerie/practitioner/899999999999".into(),
+    )
+    .await;
     assert_eq!(status, 404);
 
     // An HTML fragment is shown inside the portal shell, titled by the plugin; a whole
@@ -716,11 +732,20 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     assert!(r.headers().get("x-megalis-title").is_none());
     let page = r.text().await.unwrap();
     assert!(page.contains("<header class=\"banner\">"), "{page}");
-    assert!(page.contains("<title>Dossiers partagés — Megalis</title>"), "{page}");
+    assert!(
+        page.contains("<title>Dossiers partagés — Megalis</title>"),
+        "{page}"
+    );
     assert!(page.contains("<h1 id=\"records-title\">"), "{page}");
-    assert!(page.contains("action=\"/logout\""), "the signed-in user's bar: {page}");
+    assert!(
+        page.contains("action=\"/logout\""),
+        "the signed-in user's bar: {page}"
+    );
     let (_, alone) = get(Some(&doctor), "/apps/messagerie/document".into()).await;
-    assert!(alone.starts_with("<!DOCTYPE html>") && !alone.contains("banner"), "{alone}");
+    assert!(
+        alone.starts_with("<!DOCTYPE html>") && !alone.contains("banner"),
+        "{alone}"
+    );
 
     // Every answer about the patient is in their access log, with the decision's reason.
     let rows: Vec<(String, String, Option<String>)> = with_pool!(&db, pool =>
@@ -733,7 +758,11 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         .iter()
         .map(|(a, o, d)| {
             let d = d.as_deref().unwrap_or("");
-            (a.as_str(), o.as_str(), d.split("reason=").nth(1).unwrap_or(""))
+            (
+                a.as_str(),
+                o.as_str(),
+                d.split("reason=").nth(1).unwrap_or(""),
+            )
         })
         .collect();
     for expected in [
@@ -746,6 +775,9 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         ("plugin.event.write", "success", "care-team"),
         ("plugin.event.read", "success", "care-team"),
     ] {
-        assert!(reasons.contains(&expected), "{expected:?} not in {reasons:?}");
+        assert!(
+            reasons.contains(&expected),
+            "{expected:?} not in {reasons:?}"
+        );
     }
 }
