@@ -1041,3 +1041,27 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
 
 /// State-changing requests on session routes come from the platform's own pages.
 const SAME_ORIGIN: &[(&str, &str)] = &[("sec-fetch-site", "same-origin")];
+
+#[tokio::test]
+async fn a_plugin_built_against_the_published_0_1_0_interfaces_still_loads_and_runs() {
+    let h = harness();
+    let report = megalis_plugin_host::inspect_component(h.host.engine(), test_plugin("legacy"))
+        .await
+        .unwrap();
+    let imports: Vec<&str> = report.imports.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        imports.contains(&"megalis:platform/store@0.1.0"),
+        "{imports:?}"
+    );
+    assert!(
+        h.apply(vec![h.entry(
+            "legacy",
+            "legacy",
+            &[Capability::Context, Capability::Store]
+        )])
+        .await
+        .is_empty()
+    );
+    let (status, body) = h.get("legacy", "/").await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "legacy read kenavo"));
+}
