@@ -126,6 +126,8 @@ pub struct PatientDetailPage<'a> {
     /// Identity-vigilance staff: merge and unmerge.
     pub staff: bool,
     pub notice: Option<String>,
+    /// Applications (plugins) the user may open for this patient.
+    pub apps: Vec<crate::Tile>,
 }
 
 /// One line of the review queue.
@@ -849,6 +851,7 @@ mod tests {
                     }],
                     staff,
                     notice: None,
+                    apps: vec![],
                 }
                 .render()
                 .unwrap()

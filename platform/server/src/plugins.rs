@@ -140,7 +140,7 @@ fn split_apps_path(uri: &Uri) -> Option<(String, Uri)> {
     Some((plugin.to_owned(), path_and_query.parse().ok()?))
 }
 
-async fn serve_plugin(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn serve_plugin(State(state): State<AppState>, request: Request) -> Response {
     let Some(host) = state.plugins.clone() else {
         return ApiError::unavailable("The plugin host is not running on this server.")
             .into_response();
@@ -154,7 +154,7 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
             .get::<RequestId>()
             .map(|r| r.0.to_string())
             .unwrap_or_default(),
-        patient: None,
+        patient: patient_in_context(request.uri()),
         source_address: request
             .extensions()
             .get::<ClientInfo>()
@@ -186,6 +186,20 @@ async fn serve_plugin(State(state): State<AppState>, request: Request) -> Respon
         }
         Err(e) => plugin_error(e).into_response(),
     }
+}
+
+/// The patient the caller is working on, from the `patient` query parameter the portal puts on
+/// links to applications (`/apps/breizh-rein/?patient=…`), when it is a well-formed regional id.
+/// It is a pointer only: whatever the plugin reads about that patient still goes through the
+/// access decision, so the host neither looks the id up nor tells whether it exists.
+fn patient_in_context(uri: &Uri) -> Option<String> {
+    let value = uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("patient="))?;
+    megalis_identity_index::identity::RegionalId::parse(value)
+        .ok()
+        .map(|id| id.as_str().to_owned())
 }
 
 fn plugin_error(e: PluginError) -> ApiError {
@@ -523,6 +537,23 @@ async fn download(url: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_patient_in_context_is_a_well_formed_regional_id_or_none() {
+        let id = megalis_identity_index::identity::RegionalId::from_sequence(42);
+        let uri: Uri = format!("/apps/breizh-rein/?lang=fr&patient={}", id.as_str())
+            .parse()
+            .unwrap();
+        assert_eq!(patient_in_context(&uri).as_deref(), Some(id.as_str()));
+        for bad in [
+            "/apps/x/?patient=",
+            "/apps/x/?patient=../../etc",
+            "/apps/x/?patients=1",
+            "/apps/x/",
+        ] {
+            assert_eq!(patient_in_context(&bad.parse().unwrap()), None, "{bad}");
+        }
+    }
 
     #[test]
     fn apps_paths_split_into_plugin_and_relative_uri() {

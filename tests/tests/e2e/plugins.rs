@@ -720,10 +720,26 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     .await;
     assert_eq!(status, 404);
 
+    // The patient the portal links with is the plugin's patient in context; a malformed id is
+    // none.
+    let (_, body) = get(
+        Some(&doctor),
+        format!("/apps/messagerie/context?lang=fr&patient={patient}"),
+    )
+    .await;
+    assert_eq!(body, format!(r#"{{"patient":"{patient}"}}"#));
+    let (_, body) = get(
+        Some(&doctor),
+        "/apps/messagerie/context?patient=BZH1".into(),
+    )
+    .await;
+    assert_eq!(body, r#"{"patient":null}"#);
+
     // An HTML fragment is shown inside the portal shell, titled by the plugin; a whole
     // document is sent as the plugin wrote it.
+    // (The application's root, where the launcher's tile points, is the plugin's too.)
     let r = http
-        .get(s.url("/apps/messagerie/page"))
+        .get(s.url(&format!("/apps/messagerie/?patient={patient}")))
         .header("cookie", doctor.cookie.clone())
         .send()
         .await
@@ -742,6 +758,12 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         "the signed-in user's bar: {page}"
     );
     let (_, alone) = get(Some(&doctor), "/apps/messagerie/document".into()).await;
+    // The patient's page offers the applications installed here, for this patient.
+    let page = doctor.page(&format!("/patients/{patient}")).await;
+    assert!(
+        page.contains(&format!("href=\"/apps/messagerie/?patient={patient}\"")),
+        "{page}"
+    );
     assert!(
         alone.starts_with("<!DOCTYPE html>") && !alone.contains("banner"),
         "{alone}"

@@ -842,6 +842,7 @@ async fn patient(
         .iter()
         .map(|m| merge_view(pt, m))
         .collect();
+    let apps = patient_apps(&state, &principal, &p.regional_id).await;
     page(PatientDetailPage {
         t,
         pt,
@@ -859,7 +860,34 @@ async fn patient(
         merges,
         staff: is_staff(&principal),
         notice: done_text(pt, q.done.as_deref()),
+        apps,
     })
+}
+
+/// The applications the user may use that run as plugins here, opened for this patient (the
+/// plugin receives the patient in context). Other applications (external OIDC clients) have
+/// their own way of choosing a patient and are not listed. A failure to read the grants only
+/// hides the list.
+async fn patient_apps(
+    state: &AppState,
+    principal: &Principal,
+    regional_id: &str,
+) -> Vec<megalis_portal::Tile> {
+    let Some(host) = state.plugins.as_ref() else {
+        return Vec::new();
+    };
+    let apps = state.auth.launcher(principal).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "applications for the patient page");
+        Vec::new()
+    });
+    apps.into_iter()
+        .filter(|a| host.get(&a.id).is_some())
+        .map(|a| megalis_portal::Tile {
+            url: format!("/apps/{}/?patient={regional_id}", a.id),
+            id: a.id,
+            name: a.name,
+        })
+        .collect()
 }
 
 // ---- merge -----------------------------------------------------------------------------------

@@ -839,7 +839,17 @@ async fn application(
     principal: Principal,
     audit: Audit,
     axum::extract::Path(application): axum::extract::Path<String>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // An installed plugin serves its own root, as it serves the rest of its paths: its
+    // manifest's routes say who may (the launcher's tiles point here).
+    if state
+        .plugins
+        .as_ref()
+        .is_some_and(|host| host.get(&application).is_some())
+    {
+        return Ok(crate::plugins::serve_plugin(State(state), request).await);
+    }
     if let Err(r) = require_session(&principal) {
         return Ok(*r);
     }

@@ -33,10 +33,13 @@ fn router() -> Router {
             drop(upload);
             Ok(Response::text("abandoned"))
         })
-        .get("/page", |_, _| {
-            Ok(Response::html("<h1 id=\"records-title\">Dossiers partagés</h1>")
-                .with_title("Dossiers partagés"))
+        .get("/context", |_, _| {
+            Ok(Response::json(
+                &json!({ "patient": megalis_plugin_sdk::context::patient() }),
+            ))
         })
+        .get("/", page)
+        .get("/page", page)
         .get("/document", |_, _| {
             Ok(Response::html(
                 "<!DOCTYPE html><html lang=\"fr\"><title>Seul</title><p id=\"alone\">Seul</p></html>",
@@ -123,6 +126,13 @@ fn poll(req: &Request, _: &Params) -> Result<Response, Error> {
             })
             .collect::<Vec<_>>(),
     ))
+}
+
+fn page(_: &Request, _: &Params) -> Result<Response, Error> {
+    Ok(
+        Response::html("<h1 id=\"records-title\">Dossiers partagés</h1>")
+            .with_title("Dossiers partagés"),
+    )
 }
 
 fn info_json(i: &blobs::BlobInfo) -> serde_json::Value {
