@@ -30,7 +30,7 @@ fn damm(digits: &str) -> u8 {
     })
 }
 
-/// A regional patient identifier (golden record id), e.g. `BZH00000000420`.
+/// A regional patient identifier (golden record id), e.g. `BZH00000000427` (sequence 42).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RegionalId(String);
 

@@ -80,7 +80,7 @@ impl MemoryDirectory {
     pub fn synthetic() -> MemoryDirectory {
         let d = MemoryDirectory::default();
         d.add_patient(PatientRecord {
-            id: "BZH-DEV-0001".into(),
+            id: "BZH90000000015".into(),
             family: "TEST".into(),
             given: vec!["Nolwenn".into()],
             birth_date: Some("1970-01-01".into()),
@@ -90,14 +90,14 @@ impl MemoryDirectory {
             merged_into: None,
         });
         d.add_patient(PatientRecord {
-            id: "BZH-DEV-0002".into(),
+            id: "BZH90000000028".into(),
             family: "TEST".into(),
             given: vec!["Nolwen".into()],
             birth_date: Some("1970-01-01".into()),
             gender: "female".into(),
             ins: None,
             identifiers: vec![],
-            merged_into: Some("BZH-DEV-0001".into()),
+            merged_into: Some("BZH90000000015".into()),
         });
         d.add_practitioner(PractitionerRecord {
             national_id: "810000000000".into(),

@@ -670,7 +670,7 @@ fn records_harness_with(
     let people = Arc::new(people);
     let services = Services {
         kv: Arc::new(MemoryKv::default()),
-        access: Arc::new(OnlyPatient("BZH-DEV-0001")),
+        access: Arc::new(OnlyPatient("BZH90000000015")),
         audit,
         auth: Arc::new(megalis_plugin_host::access::LocalDeveloper),
         identity: people.clone(),
@@ -694,7 +694,7 @@ async fn identity_and_directory_answer_under_the_access_decision() {
             .is_empty()
     );
 
-    let (status, body) = h.get("records", "/patient/BZH-DEV-0001").await.unwrap();
+    let (status, body) = h.get("records", "/patient/BZH90000000015").await.unwrap();
     assert_eq!(status, 200, "{body}");
     let patient: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(patient["family"], "TEST");
@@ -716,7 +716,7 @@ async fn identity_and_directory_answer_under_the_access_decision() {
         .get("records", "/resolve?system=1.2.250.1.999.1&value=IPP-1")
         .await
         .unwrap();
-    assert_eq!((status, body.as_str()), (200, r#"{"id":"BZH-DEV-0001"}"#));
+    assert_eq!((status, body.as_str()), (200, r#"{"id":"BZH90000000015"}"#));
     let (status, body) = h
         .get("records", "/resolve?system=1.2.250.1.999.1&value=NOPE")
         .await
@@ -755,10 +755,10 @@ async fn identity_and_directory_answer_under_the_access_decision() {
     assert_eq!(
         got,
         vec![
-            row("BZH-DEV-0001", Success, "care-team"),
+            row("BZH90000000015", Success, "care-team"),
             row("BZH-OTHER", Denied, "no-relationship"),
             row("BZH-OTHER", Denied, "no-relationship"),
-            row("BZH-DEV-0001", Success, "care-team"),
+            row("BZH90000000015", Success, "care-team"),
         ]
     );
 
@@ -788,7 +788,7 @@ async fn events_are_read_by_topic_and_filtered_by_the_access_decision() {
     );
     // The core publishes; the plugin subscribes to the core topic in its manifest.
     use megalis_plugin_host::services::EventLog;
-    for patient in ["BZH-DEV-0001", "BZH-OTHER", "BZH-DEV-0001"] {
+    for patient in ["BZH90000000015", "BZH-OTHER", "BZH90000000015"] {
         events
             .publish(
                 "core.document.shared",
@@ -922,7 +922,7 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
         .call(
             "records",
             "POST",
-            "/blobs?patient=BZH-DEV-0001&piece=100000",
+            "/blobs?patient=BZH90000000015&piece=100000",
             &[("content-type", "application/dicom"), SAME_ORIGIN[0]],
             &content,
         )
@@ -933,7 +933,7 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
     assert_eq!(info["size"], content.len() as u64);
     assert_eq!(info["sha256"], sha256_hex(content.as_bytes()));
     assert_eq!(info["mediaType"], "application/dicom");
-    assert_eq!(info["patient"], "BZH-DEV-0001");
+    assert_eq!(info["patient"], "BZH90000000015");
     let id = info["id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 32, "a random id, not the content's digest");
 
@@ -1030,11 +1030,11 @@ async fn blobs_are_streamed_in_pieces_private_to_the_plugin_and_under_the_decisi
     assert_eq!(
         actions,
         vec![
-            ("plugin.blob.write".into(), p("BZH-DEV-0001"), Success),
-            ("plugin.blob.read".into(), p("BZH-DEV-0001"), Success),
-            ("plugin.blob.read".into(), p("BZH-DEV-0001"), Success),
+            ("plugin.blob.write".into(), p("BZH90000000015"), Success),
+            ("plugin.blob.read".into(), p("BZH90000000015"), Success),
+            ("plugin.blob.read".into(), p("BZH90000000015"), Success),
             ("plugin.blob.write".into(), p("BZH-OTHER"), Denied),
-            ("plugin.blob.write".into(), p("BZH-DEV-0001"), Success),
+            ("plugin.blob.write".into(), p("BZH90000000015"), Success),
         ]
     );
 }

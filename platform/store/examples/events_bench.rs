@@ -22,16 +22,23 @@ async fn main() {
     };
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5_000);
     let (_dir, db) = megalis_testkit::fresh_database(backend).await;
-    let payload = r#"{"document":"0f3c2b8e-4a43-4b1e-9a55-1d2f0c9e7a11","type":"11502-2","replaces":null}"#;
+    let payload =
+        r#"{"document":"0f3c2b8e-4a43-4b1e-9a55-1d2f0c9e7a11","type":"11502-2","replaces":null}"#;
 
     // One writer: latency per publish.
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
-        publish(&db, "core.document.shared", Some("BZH00000000420"), payload, 1)
-            .await
-            .unwrap();
+        publish(
+            &db,
+            "core.document.shared",
+            Some("BZH00000000420"),
+            payload,
+            1,
+        )
+        .await
+        .unwrap();
         latencies.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let one = n as f64 / started.elapsed().as_secs_f64();
