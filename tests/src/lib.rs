@@ -100,7 +100,7 @@ impl ServerBuilder {
     }
 
     pub async fn start(self) -> Server {
-        let (tmp, data_dir) = match self.data_dir {
+        let (mut tmp, data_dir) = match self.data_dir {
             Some(d) => (None, d),
             None => {
                 let t = tempfile::Builder::new()
@@ -111,51 +111,65 @@ impl ServerBuilder {
                 (Some(t), d)
             }
         };
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let plain: Option<SocketAddr> = self
-            .plain_http
-            .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
-        let mut cmd = Command::new(megalis_bin());
-        cmd.arg("--data-dir").arg(&data_dir).args([
-            "--mode",
-            "test",
-            "--log-level",
-            "info,megalis=debug",
-        ]);
-        if let Some(url) = &self.database_url {
-            cmd.args(["--database-url", url]);
-        }
-        // Every server gets its own MLLP port too, so that servers can run side by side.
-        let mllp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        cmd.arg("serve")
-            .args(["--listen", &https.to_string()])
-            .args(["--mllp-listen", &mllp.to_string()]);
-        if let Some(p) = plain {
-            cmd.args(["--plain-http-listen", &p.to_string()]);
-        }
-        cmd.args(&self.args);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let log_path = data_dir.with_extension("log");
-        std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
-        let log = std::fs::File::create(&log_path).expect("server log file");
-        cmd.stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        let child = cmd.spawn().expect("start megalis serve");
-        let mut server = Server {
-            child: Some(child),
-            https,
-            plain,
-            mllp,
-            data_dir,
-            log_path,
-            _tmp: tmp,
-            client: None,
+        // A free port is free when asked, not necessarily when the server binds it: another
+        // test process may take it in between. A start that fails on a taken port is retried
+        // with new ports; any other early exit is the test's failure.
+        let mut attempt = 0;
+        let mut server = loop {
+            attempt += 1;
+            let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let plain: Option<SocketAddr> = self
+                .plain_http
+                .then(|| format!("127.0.0.1:{}", free_port()).parse().unwrap());
+            let mut cmd = Command::new(megalis_bin());
+            cmd.arg("--data-dir").arg(&data_dir).args([
+                "--mode",
+                "test",
+                "--log-level",
+                "info,megalis=debug",
+            ]);
+            if let Some(url) = &self.database_url {
+                cmd.args(["--database-url", url]);
+            }
+            // Every server gets its own MLLP port too, so that servers can run side by side.
+            let mllp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            cmd.arg("serve")
+                .args(["--listen", &https.to_string()])
+                .args(["--mllp-listen", &mllp.to_string()]);
+            if let Some(p) = plain {
+                cmd.args(["--plain-http-listen", &p.to_string()]);
+            }
+            cmd.args(&self.args);
+            for (k, v) in &self.env {
+                cmd.env(k, v);
+            }
+            let log_path = data_dir.with_extension("log");
+            std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+            let log = std::fs::File::create(&log_path).expect("server log file");
+            cmd.stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log));
+            let child = cmd.spawn().expect("start megalis serve");
+            let mut server = Server {
+                child: Some(child),
+                https,
+                plain,
+                mllp,
+                data_dir: data_dir.clone(),
+                log_path,
+                _tmp: tmp.take(),
+                client: None,
+            };
+            match server.healthy_within(Duration::from_secs(30)).await {
+                Ok(()) => break server,
+                Err(log) if attempt < 4 && log.contains("in use") => {
+                    // The failed process has exited; the data directory is kept for the retry.
+                    server.child = None;
+                    tmp = server._tmp.take();
+                    continue;
+                }
+                Err(log) => panic!("megalis did not start:\n{log}"),
+            }
         };
-        server
-            .wait_for("/healthz", 200, Duration::from_secs(30))
-            .await;
         if self.wait_ready {
             server
                 .wait_for("/readyz", 200, Duration::from_secs(60))
@@ -229,6 +243,33 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Waits for `/healthz`; the server's log if it exited or did not answer in time.
+    async fn healthy_within(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(exit)) = child.try_wait()
+            {
+                return Err(format!("exited early ({exit}):\n{}", self.log()));
+            }
+            if self.cert_path().exists() {
+                let client = self.client();
+                if let Ok(r) = client.get(self.url("/healthz")).send().await
+                    && r.status().as_u16() == 200
+                {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "/healthz did not answer within {timeout:?}:\n{}",
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Polls `path` until it answers `status`, panicking with the server log after `timeout`.
