@@ -15,11 +15,16 @@
 //!   it in a fresh `Store` under the plugin's limits.
 //! - [`access`]: the principal, the authenticator and the access decision, as traits the
 //!   authentication and consent contexts implement; deny-by-default implementations until then.
+//! - [`channels`]: WebSocket channels the host terminates for plugins — rooms, the join the
+//!   plugin authorises, relay or delivery through the plugin — and the bus joining the rooms
+//!   of several replicas (PostgreSQL `LISTEN`/`NOTIFY`). [`PluginHost::invoke_internal`] is
+//!   how the host calls a plugin for a principal it established itself.
 //! - [`kv`]: the plugin-scoped store (SQL on the platform database, or in memory for
 //!   `megalis plugin run`).
 
 pub mod access;
 mod capabilities;
+pub mod channels;
 mod config;
 mod engine;
 mod error;
@@ -36,9 +41,10 @@ pub use access::{
 pub use config::{PluginEntry, PluginLimits, PluginsConfig};
 pub use engine::{Allocator, EngineSettings, PluginEngine};
 pub use error::PluginError;
-pub use host::{PluginHost, RequestMeta, Services};
+pub use host::{InternalCall, InternalResponse, PluginHost, RequestMeta, Services};
 pub use manifest::{
-    Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest,
+    Capability, Channel, Deliver, Manifest, ManifestLimits, Route, RouteAuth,
+    read_embedded_manifest,
 };
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentReport, ImportKind, LoadedPlugin, inspect_component};
