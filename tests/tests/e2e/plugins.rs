@@ -21,7 +21,7 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// Fetches a test plugin into the data directory with `megalis plugin fetch`; returns its digest.
-fn fetch_into(data_dir: &Path, name: &str) -> String {
+pub fn fetch_into(data_dir: &Path, name: &str) -> String {
     let path = test_plugins_dir().join(format!("{name}.wasm"));
     let sha = digest(&test_plugin(name));
     let url = format!("file://{}", path.display());
@@ -47,7 +47,7 @@ fn fetch_into(data_dir: &Path, name: &str) -> String {
     sha
 }
 
-fn plugins_toml(entries: &[(&str, &str, &str)]) -> String {
+pub fn plugins_toml(entries: &[(&str, &str, &str)]) -> String {
     entries
         .iter()
         .map(|(id, sha, grants)| {
