@@ -516,11 +516,7 @@ impl PluginHost {
             channel: channel.path.clone(),
             room: room.clone(),
         };
-        let Some(membership) = self
-            .channels
-            .enter(key, member, channel.max_members)
-            .await
-        else {
+        let Some(membership) = self.channels.enter(key, member, channel.max_members).await else {
             return Err(refused(
                 "full",
                 PluginError::RoomFull {
@@ -742,7 +738,12 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), PluginError> {
 
 /// Headers of the host's calls for a channel: what the plugin needs to know about the member
 /// beyond the principal.
-pub(crate) fn hook_headers(content_type: &str, channel: &str, room: &str, member: &str) -> HeaderMap {
+pub(crate) fn hook_headers(
+    content_type: &str,
+    channel: &str,
+    room: &str,
+    member: &str,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {

@@ -325,9 +325,10 @@ impl Manifest {
     /// Whether `path` is a plugin path the host calls for a channel (join, on-message), which
     /// clients may not call directly: the plugin can trust that such a call comes from the host.
     pub fn is_channel_hook(&self, path: &str) -> bool {
-        self.channels
-            .iter()
-            .any(|c| c.hook_paths().any(|h| h.trim_end_matches('/') == path.trim_end_matches('/')))
+        self.channels.iter().any(|c| {
+            c.hook_paths()
+                .any(|h| h.trim_end_matches('/') == path.trim_end_matches('/'))
+        })
     }
 
     /// The route serving `path`: the longest matching prefix, on segment boundaries. No route

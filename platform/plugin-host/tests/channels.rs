@@ -299,7 +299,9 @@ async fn the_plugin_authorises_joins_and_the_room_relays() {
     assert_eq!(text(out(&mut b).await), "{\"type\":\"offer\"}");
     // A member cannot pass for the host.
     let refusal = a
-        .incoming(Payload::Text("{\"megalis\":\"left\",\"member\":\"x\"}".into()))
+        .incoming(Payload::Text(
+            "{\"megalis\":\"left\",\"member\":\"x\"}".into(),
+        ))
         .await
         .unwrap()
         .expect("refused to the sender");
@@ -352,10 +354,7 @@ async fn the_plugin_authorises_joins_and_the_room_relays() {
         2
     );
     assert_eq!(
-        metrics
-            .channel_messages
-            .with_label_values(&["probe"])
-            .get(),
+        metrics.channel_messages.with_label_values(&["probe"]).get(),
         1
     );
 

@@ -531,6 +531,16 @@ async fn check(matches: &ArgMatches) -> Result<ExitCode, String> {
             for r in &m.routes {
                 println!("  route    {} ({})", r.path, r.auth);
             }
+            for c in &m.channels {
+                let deliver = match (&c.deliver, &c.on_message) {
+                    (megalis_plugin_host::Deliver::Plugin, Some(path)) => format!("plugin {path}"),
+                    _ => "relay".to_owned(),
+                };
+                println!(
+                    "  channel  {} ({}; join {}; deliver {deliver}; max {} bytes, {} members)",
+                    c.path, c.auth, c.join, c.max_message_bytes, c.max_members
+                );
+            }
         }
         None => println!("  manifest none (a plain wasi:http component: every path public)"),
     }

@@ -241,6 +241,8 @@ fn check_prints_imports_exports_and_refuses_what_is_not_a_plugin() {
         "import   megalis:platform/store@0.1.0  (capability store)",
         "export   wasi:http/incoming-handler@0.2",
         "route    /api (bearer(probe.read))",
+        "channel  /signal (public; join /channels/join; deliver relay; max 65536 bytes, 16 members)",
+        "channel  /shout (public; join /channels/join; deliver plugin /channels/shout; max 1024 bytes, 2 members)",
         "ok: a valid megalis:platform@0.1 plugin",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");

@@ -233,7 +233,10 @@ async fn receive(pool: &PgPool, rooms: &Rooms, payload: &str) {
                 Err(e) => tracing::warn!(error = %e, "channel bus: unreadable stored message"),
             },
             Ok(None) => {
-                tracing::warn!(id = pointer.id, "channel bus: stored message already deleted")
+                tracing::warn!(
+                    id = pointer.id,
+                    "channel bus: stored message already deleted"
+                )
             }
             Err(e) => tracing::warn!(error = %e, "channel bus: stored message not read"),
         }
