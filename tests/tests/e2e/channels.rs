@@ -1,7 +1,8 @@
 //! Plugin WebSocket channels through the real binary, with a real WebSocket client
 //! (tokio-tungstenite over rustls): two replicas on one PostgreSQL database relay each other's
 //! messages, small and large; joins are refused before the upgrade (the plugin's refusal, no
-//! session, another origin); one server on SQLite relays on its own.
+//! session, another origin); one server on SQLite relays on its own, and so does
+//! `megalis plugin run`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -372,4 +373,61 @@ async fn one_sqlite_server_relays_and_guards_session_channels() {
         "{}",
         s.log()
     );
+}
+
+/// `megalis plugin run` serves a plugin's channels too, with rooms in memory.
+#[tokio::test]
+async fn plugin_run_serves_channels_in_memory() {
+    let probe = megalis_testkit::test_plugins_dir().join("probe.wasm");
+    let port = megalis_e2e::free_port();
+    let mut child = std::process::Command::new(megalis_e2e::megalis_bin())
+        .args(["plugin", "run", probe.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--grant", "context,store,logging"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let plain = |path: &str| {
+        let url = format!("ws://127.0.0.1:{port}{path}");
+        async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            tokio_tungstenite::client_async(url, tcp)
+                .await
+                .map(|(socket, _)| socket)
+                .map_err(std::io::Error::other)
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut one = loop {
+        match plain("/signal?room=ok-run").await {
+            Ok(socket) => break socket,
+            Err(e) => assert!(Instant::now() < deadline, "plugin run never served: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut two = plain("/signal?room=ok-run").await.unwrap();
+    let text = |m: Message| match m {
+        Message::Text(t) => t.as_str().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let next = async |s: &mut WebSocketStream<tokio::net::TcpStream>| {
+        tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    };
+    assert!(text(next(&mut one).await).contains("welcome"));
+    assert!(text(next(&mut two).await).contains("welcome"));
+    assert!(text(next(&mut one).await).contains("joined"));
+    two.send(Message::text("from two")).await.unwrap();
+    assert_eq!(text(next(&mut one).await), "from two");
+    // The plugin's refusal, as the platform's.
+    match plain("/signal?room=shut").await {
+        Err(e) => assert!(e.to_string().contains("403"), "{e}"),
+        Ok(_) => panic!("room shut was admitted"),
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
