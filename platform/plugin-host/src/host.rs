@@ -481,6 +481,20 @@ impl PluginHost {
                 ),
             ));
         }
+        let key = RoomKey {
+            plugin: plugin.id.clone(),
+            channel: channel.path.clone(),
+            room: room.clone(),
+        };
+        let full = || PluginError::RoomFull {
+            plugin: plugin.id.clone(),
+            room: room.clone(),
+            limit: channel.max_members,
+        };
+        // A full room need not cost the plugin a call; `enter` checks again, atomically.
+        if self.channels.rooms().members(&key) >= channel.max_members {
+            return Err(refused("full", full()));
+        }
         let member: Arc<str> = random_id().into();
         let join = InternalCall {
             method: Method::POST,
@@ -511,20 +525,8 @@ impl PluginHost {
             }
             Err(e) => return Err(refused("error", e)),
         }
-        let key = RoomKey {
-            plugin: plugin.id.clone(),
-            channel: channel.path.clone(),
-            room: room.clone(),
-        };
         let Some(membership) = self.channels.enter(key, member, channel.max_members).await else {
-            return Err(refused(
-                "full",
-                PluginError::RoomFull {
-                    plugin: plugin.id.clone(),
-                    room,
-                    limit: channel.max_members,
-                },
-            ));
+            return Err(refused("full", full()));
         };
         Ok(ChannelSession::new(
             self.clone(),
