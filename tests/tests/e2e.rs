@@ -6,6 +6,7 @@ mod e2e {
     pub mod auth;
     pub mod blobs;
     pub mod bound_tokens;
+    pub mod channels;
     pub mod cli;
     pub mod cps;
     pub mod directory;

@@ -56,6 +56,18 @@ pub enum PluginError {
     MemoryLimit { plugin: String, limit_bytes: u64 },
     #[error("plugin {plugin} failed: {reason}")]
     Trap { plugin: String, reason: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("room {room} of {plugin} is full ({limit} members on this server)")]
+    RoomFull {
+        plugin: String,
+        room: String,
+        limit: usize,
+    },
+    #[error("{0}")]
+    ChannelsUnavailable(String),
+    #[error("this path is a WebSocket channel: connect with a WebSocket upgrade")]
+    UpgradeRequired,
 }
 
 impl PluginError {
@@ -69,6 +81,10 @@ impl PluginError {
             | PluginError::PoolExhausted
             | PluginError::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             PluginError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+            PluginError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PluginError::RoomFull { .. } => StatusCode::CONFLICT,
+            PluginError::ChannelsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PluginError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +101,10 @@ impl PluginError {
             PluginError::Deadline { .. } => "deadline",
             PluginError::MemoryLimit { .. } => "memory",
             PluginError::Trap { .. } => "trap",
+            PluginError::BadRequest(_) => "bad_request",
+            PluginError::RoomFull { .. } => "room_full",
+            PluginError::ChannelsUnavailable(_) => "channels_unavailable",
+            PluginError::UpgradeRequired => "upgrade_required",
             _ => "load",
         }
     }

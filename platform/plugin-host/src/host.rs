@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, header};
-use http_body_util::BodyExt;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Full};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use crate::access::{AccessDecider, AuditSink, AuthRefusal, Authenticator, Principal};
+use crate::channels::session::ChannelSession;
+use crate::channels::{ChannelHub, RoomKey, random_id, valid_room};
 use crate::config::{PluginEntry, PluginsConfig};
 use crate::engine::PluginEngine;
 use crate::kv::KvStore;
@@ -57,6 +59,36 @@ pub struct PluginHost {
     installed: RwLock<Installed>,
     /// The entry each plugin was loaded from, to tell what a new configuration changes.
     entries: tokio::sync::Mutex<HashMap<String, PluginEntry>>,
+    /// Rooms of the plugins' WebSocket channels and the bus to other replicas.
+    channels: Arc<ChannelHub>,
+    /// Bumped at every swap of the installed set: open channel connections then check that
+    /// the plugin version that admitted them still serves, and close otherwise.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+/// A call the host makes into a plugin on behalf of a principal it has already established
+/// (a channel's join or message, later a TCP protocol gateway's association or message): no
+/// route authentication, the path must still be covered by a route of the manifest.
+#[derive(Debug, Clone)]
+pub struct InternalCall {
+    pub method: Method,
+    /// Relative to the plugin's root, query included.
+    pub path: String,
+    /// Sent as they are, credentials excepted.
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub principal: Principal,
+    pub meta: RequestMeta,
+    /// A longer answer fails the call.
+    pub max_response_bytes: usize,
+}
+
+/// A plugin's answer to an [`InternalCall`], read whole.
+#[derive(Debug, Clone)]
+pub struct InternalResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl PluginHost {
@@ -73,7 +105,24 @@ impl PluginHost {
             modules_dir,
             installed: RwLock::new(Arc::new(HashMap::new())),
             entries: tokio::sync::Mutex::new(HashMap::new()),
+            channels: ChannelHub::in_process(),
+            generation: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Uses `hub` for the channels' rooms (the server's PostgreSQL bus); the default is one
+    /// server alone.
+    pub fn with_channels(mut self, hub: Arc<ChannelHub>) -> PluginHost {
+        self.channels = hub;
+        self
+    }
+
+    pub fn channels(&self) -> &Arc<ChannelHub> {
+        &self.channels
+    }
+
+    pub(crate) fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     pub fn engine(&self) -> &PluginEngine {
@@ -105,6 +154,7 @@ impl PluginHost {
 
     fn swap(&self, next: HashMap<String, Arc<LoadedPlugin>>) {
         *self.installed.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// Installs (or replaces) one plugin directly: `megalis plugin run` and tests.
@@ -270,6 +320,15 @@ impl PluginHost {
                 plugin: plugin.id.clone(),
                 path: path.to_owned(),
             })?;
+        // A channel's join and message paths are the host's to call: refusing them to clients
+        // lets the plugin trust that such a request comes from the host, for a member it
+        // authenticated.
+        if plugin.manifest.is_channel_hook(path) {
+            return Err(PluginError::NoRoute {
+                plugin: plugin.id.clone(),
+                path: path.to_owned(),
+            });
+        }
         let principal = self
             .services
             .auth
@@ -285,6 +344,205 @@ impl PluginHost {
         }
         strip_credentials(request.headers_mut());
         Ok(principal)
+    }
+
+    /// Calls plugin `id` as the host, for `call.principal` (already authenticated by whoever
+    /// terminates the protocol). The plugin runs exactly as for an HTTP request — fresh
+    /// store, limits, metrics — and sees the principal through `context`. The channels' join
+    /// and message calls use it; a gateway for a TCP protocol (DICOM DIMSE, SMTP) is meant to
+    /// call plugins the same way.
+    pub async fn invoke_internal(
+        &self,
+        id: &str,
+        call: InternalCall,
+    ) -> Result<InternalResponse, PluginError> {
+        let plugin = self
+            .get(id)
+            .ok_or_else(|| PluginError::NotInstalled(id.to_owned()))?;
+        let path = call.path.split('?').next().unwrap_or_default();
+        if plugin.manifest.route_for(path).is_none() {
+            return Err(PluginError::NoRoute {
+                plugin: plugin.id.clone(),
+                path: path.to_owned(),
+            });
+        }
+        let mut request = http::Request::builder()
+            .method(call.method)
+            .uri(&call.path)
+            .body(Full::new(call.body))
+            .map_err(|e| PluginError::BadRequest(format!("internal call: {e}")))?;
+        *request.headers_mut() = call.headers;
+        strip_credentials(request.headers_mut());
+        let response = self
+            .run(plugin.clone(), request, call.principal, call.meta)
+            .await?;
+        let (parts, mut body) = response.into_parts();
+        let mut out = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| PluginError::Trap {
+                plugin: plugin.id.clone(),
+                reason: format!("response body: {e:?}"),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > call.max_response_bytes {
+                    return Err(PluginError::Trap {
+                        plugin: plugin.id.clone(),
+                        reason: format!(
+                            "answer longer than {} bytes to an internal call",
+                            call.max_response_bytes
+                        ),
+                    });
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(InternalResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: out.freeze(),
+        })
+    }
+
+    /// Admits a client to a room of a plugin's WebSocket channel, before the upgrade: `uri`
+    /// is plugin-relative (`/signal?room=ROOM`), `headers` the upgrade request's. The client
+    /// is authenticated as the channel says (a `session` channel must be same-origin: a
+    /// browser sends the cookie with a WebSocket opened by any site; a `public` channel
+    /// ignores cross-site cookies), then the plugin's `join` path is asked, with the
+    /// principal in context. Every refusal happens here, so it is an HTTP answer.
+    pub async fn join_channel(
+        self: &Arc<Self>,
+        id: &str,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        meta: RequestMeta,
+    ) -> Result<ChannelSession, PluginError> {
+        let plugin = self
+            .get(id)
+            .ok_or_else(|| PluginError::NotInstalled(id.to_owned()))?;
+        let Some(channel) = plugin.manifest.channel_at(uri.path()).cloned() else {
+            return Err(PluginError::NoRoute {
+                plugin: plugin.id.clone(),
+                path: uri.path().to_owned(),
+            });
+        };
+        let refused = |reason: &str, e: PluginError| {
+            self.metrics
+                .channel_joins_refused
+                .with_label_values(&[&plugin.id, reason])
+                .inc();
+            e
+        };
+        let room = uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("room="))
+            .unwrap_or_default()
+            .to_owned();
+        if !valid_room(&room) {
+            return Err(refused(
+                "invalid",
+                PluginError::BadRequest(
+                    "A channel is joined with ?room=NAME, 1 to 128 characters of A-Z a-z 0-9 . _ : -"
+                        .into(),
+                ),
+            ));
+        }
+        let mut headers = headers.clone();
+        match channel.auth {
+            RouteAuth::Session => {
+                if let Err(e) = check_same_origin(&headers) {
+                    return Err(refused("cross_origin", e));
+                }
+            }
+            RouteAuth::Public => {
+                if check_same_origin(&headers).is_err() {
+                    headers.remove(header::COOKIE);
+                }
+            }
+            RouteAuth::Bearer(_) => {}
+        }
+        let principal = match self
+            .services
+            .auth
+            .authenticate(&plugin.id, &channel.auth, &headers)
+            .await
+        {
+            Ok(p) => p,
+            Err(AuthRefusal::Unauthenticated) => {
+                return Err(refused("unauthenticated", PluginError::Unauthenticated));
+            }
+            Err(AuthRefusal::Forbidden(why)) => {
+                return Err(refused("forbidden", PluginError::Forbidden(why)));
+            }
+            Err(AuthRefusal::Unavailable) => {
+                return Err(refused("unavailable", PluginError::AuthUnavailable));
+            }
+        };
+        if let Err(e) = self.channels.ready().await {
+            tracing::warn!(plugin = %plugin.id, error = %e, "channel join refused: no bus");
+            return Err(refused(
+                "unavailable",
+                PluginError::ChannelsUnavailable(
+                    "Channels are temporarily unavailable on this server.".into(),
+                ),
+            ));
+        }
+        let key = RoomKey {
+            plugin: plugin.id.clone(),
+            channel: channel.path.clone(),
+            room: room.clone(),
+        };
+        let full = || PluginError::RoomFull {
+            plugin: plugin.id.clone(),
+            room: room.clone(),
+            limit: channel.max_members,
+        };
+        // A full room need not cost the plugin a call; `enter` checks again, atomically.
+        if self.channels.rooms().members(&key) >= channel.max_members {
+            return Err(refused("full", full()));
+        }
+        let member: Arc<str> = random_id().into();
+        let join = InternalCall {
+            method: Method::POST,
+            path: channel.join.clone(),
+            headers: hook_headers("application/json", &channel.path, &room, &member),
+            body: serde_json::to_vec(&serde_json::json!({
+                "room": room,
+                "channel": channel.path,
+                "member": &*member,
+            }))
+            .expect("strings serialise")
+            .into(),
+            principal: principal.clone(),
+            meta: meta.clone(),
+            max_response_bytes: 64 * 1024,
+        };
+        match self.invoke_internal(&plugin.id, join).await {
+            Ok(answer) if answer.status.is_success() => {}
+            Ok(answer) => {
+                tracing::info!(plugin = %plugin.id, room = %room, status = answer.status.as_u16(), "channel join refused by the plugin");
+                return Err(refused(
+                    "plugin",
+                    PluginError::Forbidden(format!(
+                        "The application {} refused to let you join room {room}.",
+                        plugin.id
+                    )),
+                ));
+            }
+            Err(e) => return Err(refused("error", e)),
+        }
+        let Some(membership) = self.channels.enter(key, member, channel.max_members).await else {
+            return Err(refused("full", full()));
+        };
+        Ok(ChannelSession::new(
+            self.clone(),
+            plugin,
+            channel,
+            principal,
+            meta,
+            membership,
+        ))
     }
 
     async fn run<B>(
@@ -486,6 +744,27 @@ fn check_same_origin(headers: &HeaderMap) -> Result<(), PluginError> {
         }
         _ => Err(refused()),
     }
+}
+
+/// Headers of the host's calls for a channel: what the plugin needs to know about the member
+/// beyond the principal.
+pub(crate) fn hook_headers(
+    content_type: &str,
+    channel: &str,
+    room: &str,
+    member: &str,
+) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put("content-type", content_type);
+    put("x-megalis-channel", channel);
+    put("x-megalis-room", room);
+    put("x-megalis-member", member);
+    h
 }
 
 /// The plugin learns who calls through `context`, never through credentials it could replay.

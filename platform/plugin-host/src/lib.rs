@@ -15,6 +15,10 @@
 //!   it in a fresh `Store` under the plugin's limits.
 //! - [`access`]: the principal, the authenticator and the access decision, as traits the
 //!   authentication and consent contexts implement; deny-by-default implementations until then.
+//! - [`channels`]: WebSocket channels the host terminates for plugins — rooms, the join the
+//!   plugin authorises, relay or delivery through the plugin — and the bus joining the rooms
+//!   of several replicas (PostgreSQL `LISTEN`/`NOTIFY`). [`PluginHost::invoke_internal`] is
+//!   how the host calls a plugin for a principal it established itself.
 //! - [`kv`]: the plugin-scoped store (SQL on the platform database, or in memory for
 //!   `megalis plugin run`).
 //! - [`services`]: the identity index, the directory and the event log as the host reads them
@@ -23,6 +27,7 @@
 pub mod access;
 pub mod blobs;
 mod capabilities;
+pub mod channels;
 mod config;
 mod engine;
 mod error;
@@ -41,9 +46,10 @@ pub use access::{
 pub use config::{PluginEntry, PluginLimits, PluginsConfig};
 pub use engine::{Allocator, EngineSettings, PluginEngine};
 pub use error::PluginError;
-pub use host::{PluginHost, RequestMeta, Services};
+pub use host::{InternalCall, InternalResponse, PluginHost, RequestMeta, Services};
 pub use manifest::{
-    CORE_TOPICS, Capability, Manifest, ManifestLimits, Route, RouteAuth, read_embedded_manifest,
+    CORE_TOPICS, Capability, Channel, Deliver, Manifest, ManifestLimits, Route, RouteAuth,
+    read_embedded_manifest,
 };
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentReport, ImportKind, LoadedPlugin, inspect_component};

@@ -123,6 +123,65 @@ pub struct Route {
     pub auth: RouteAuth,
 }
 
+/// What the host does with a message a member of a channel's room sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deliver {
+    /// Each message goes to the other members of the room as it is (signalling: offers,
+    /// answers, ICE candidates); the plugin is not called per message.
+    #[default]
+    Relay,
+    /// Each message is POSTed to the channel's `on-message` route; a 2xx answer with a
+    /// non-empty body is what the other members receive.
+    Plugin,
+}
+
+/// Default and ceiling of `max-message-bytes`.
+pub const DEFAULT_CHANNEL_MESSAGE_BYTES: usize = 64 * 1024;
+pub const MAX_CHANNEL_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Default and ceiling of `max-members`.
+pub const DEFAULT_CHANNEL_MEMBERS: usize = 16;
+pub const MAX_CHANNEL_MEMBERS: usize = 1024;
+
+fn default_message_bytes() -> usize {
+    DEFAULT_CHANNEL_MESSAGE_BYTES
+}
+
+fn default_members() -> usize {
+    DEFAULT_CHANNEL_MEMBERS
+}
+
+/// A WebSocket channel the host terminates for the plugin (`[[channels]]`): clients join a
+/// room of it at `GET {path}?room=ROOM` with a WebSocket upgrade; the host authenticates them
+/// as `auth` says and asks the plugin (`join`) before admitting them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Channel {
+    /// Exact path under the plugin's root; requests for it are the host's, never a route's.
+    pub path: String,
+    pub auth: RouteAuth,
+    /// Plugin path the host POSTs `{"room", "channel"}` to with the joining principal in
+    /// context: a 2xx answer admits the member.
+    pub join: String,
+    #[serde(default)]
+    pub deliver: Deliver,
+    /// Plugin path receiving each message when `deliver = "plugin"`.
+    #[serde(default)]
+    pub on_message: Option<String>,
+    #[serde(default = "default_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Members of one room on one server (see the plugin guide for several replicas).
+    #[serde(default = "default_members")]
+    pub max_members: usize,
+}
+
+impl Channel {
+    /// The plugin paths the host calls for this channel: only the host may call them.
+    pub fn hook_paths(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.join.as_str()).chain(self.on_message.as_deref())
+    }
+}
+
 /// Limits the author asks for; the operator's limits, when lower, win.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +202,8 @@ pub struct Manifest {
     pub capabilities: BTreeSet<Capability>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    #[serde(default)]
+    pub channels: Vec<Channel>,
     #[serde(default)]
     pub limits: ManifestLimits,
     /// Core event topics the plugin reads through `events.poll` (see [`CORE_TOPICS`]).
@@ -181,6 +242,7 @@ impl Manifest {
                 path: "/".to_owned(),
                 auth: RouteAuth::Public,
             }],
+            channels: Vec::new(),
             limits: ManifestLimits::default(),
             subscribe: BTreeSet::new(),
         }
@@ -226,7 +288,85 @@ impl Manifest {
                 )));
             }
         }
+        let mut paths = BTreeSet::new();
+        for channel in &self.channels {
+            self.validate_channel(channel).map_err(invalid)?;
+            if !paths.insert(channel.path.as_str()) {
+                return Err(invalid(format!(
+                    "channel path {:?} is declared twice",
+                    channel.path
+                )));
+            }
+        }
         Ok(())
+    }
+
+    fn validate_channel(&self, c: &Channel) -> Result<(), String> {
+        let name = &c.path;
+        if !c.path.starts_with('/') || c.path.contains('?') {
+            return Err(format!(
+                "channel path {name:?} must start with '/' and hold no query"
+            ));
+        }
+        if let RouteAuth::Bearer(scopes) = &c.auth
+            && scopes.is_empty()
+        {
+            return Err(format!(
+                "channel {name} declares bearer authentication without a scope"
+            ));
+        }
+        match (c.deliver, &c.on_message) {
+            (Deliver::Plugin, None) => {
+                return Err(format!(
+                    "channel {name} delivers to the plugin but names no on-message path"
+                ));
+            }
+            (Deliver::Relay, Some(_)) => {
+                return Err(format!(
+                    "channel {name} relays messages: on-message is only for deliver = \"plugin\""
+                ));
+            }
+            _ => {}
+        }
+        for hook in c.hook_paths() {
+            if !hook.starts_with('/') || hook.contains('?') {
+                return Err(format!(
+                    "channel {name}: path {hook:?} must start with '/' and hold no query"
+                ));
+            }
+            // The hook runs in the plugin like any request; a path no route covers would
+            // refuse every join (or message) at run time, so it is refused here instead.
+            if self.route_for(hook).is_none() {
+                return Err(format!(
+                    "channel {name}: no route covers its plugin path {hook}"
+                ));
+            }
+        }
+        if !(1..=MAX_CHANNEL_MESSAGE_BYTES).contains(&c.max_message_bytes) {
+            return Err(format!(
+                "channel {name}: max-message-bytes must be 1 to {MAX_CHANNEL_MESSAGE_BYTES}"
+            ));
+        }
+        if !(1..=MAX_CHANNEL_MEMBERS).contains(&c.max_members) {
+            return Err(format!(
+                "channel {name}: max-members must be 1 to {MAX_CHANNEL_MEMBERS}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The channel at exactly `path` (no prefix matching: a channel is one endpoint).
+    pub fn channel_at(&self, path: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.path == path)
+    }
+
+    /// Whether `path` is a plugin path the host calls for a channel (join, on-message), which
+    /// clients may not call directly: the plugin can trust that such a call comes from the host.
+    pub fn is_channel_hook(&self, path: &str) -> bool {
+        self.channels.iter().any(|c| {
+            c.hook_paths()
+                .any(|h| h.trim_end_matches('/') == path.trim_end_matches('/'))
+        })
     }
 
     /// The route serving `path`: the longest matching prefix, on segment boundaries. No route

@@ -1,6 +1,8 @@
 //! Per-plugin Prometheus metrics, registered into the server's registry.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct PluginMetrics {
@@ -18,6 +20,15 @@ pub struct PluginMetrics {
     pub in_flight: IntGaugeVec,
     /// Load or reload failures (the previous version, if any, keeps serving).
     pub load_failures: IntCounterVec,
+    /// WebSocket channel connections open on this server.
+    pub channel_connections: IntGaugeVec,
+    /// Messages members sent to their rooms (relayed, or delivered through the plugin).
+    pub channel_messages: IntCounterVec,
+    /// Joins refused, by reason: unauthenticated, forbidden, cross_origin, plugin, full,
+    /// invalid, unavailable, error.
+    pub channel_joins_refused: IntCounterVec,
+    /// Reconnections of the PostgreSQL channel bus listener (messages may have been lost).
+    pub channel_bus_reconnects: IntCounter,
 }
 
 impl PluginMetrics {
@@ -69,6 +80,25 @@ impl PluginMetrics {
                 "Plugin loads refused or failed",
                 &["plugin"],
             ),
+            channel_connections: gauge(
+                "plugin_channel_connections",
+                "WebSocket channel connections open on this server",
+            ),
+            channel_messages: counter(
+                "plugin_channel_messages_total",
+                "Messages members of plugin channels sent to their rooms",
+                &["plugin"],
+            ),
+            channel_joins_refused: counter(
+                "plugin_channel_joins_refused_total",
+                "Plugin channel joins refused, by reason",
+                &["plugin", "reason"],
+            ),
+            channel_bus_reconnects: IntCounter::new(
+                "plugin_channel_bus_reconnects_total",
+                "Reconnections of the channel bus listener (PostgreSQL LISTEN)",
+            )
+            .expect("valid metric"),
         }
     }
 
@@ -81,6 +111,10 @@ impl PluginMetrics {
         registry.register(Box::new(self.memory_high_water.clone()))?;
         registry.register(Box::new(self.in_flight.clone()))?;
         registry.register(Box::new(self.load_failures.clone()))?;
+        registry.register(Box::new(self.channel_connections.clone()))?;
+        registry.register(Box::new(self.channel_messages.clone()))?;
+        registry.register(Box::new(self.channel_joins_refused.clone()))?;
+        registry.register(Box::new(self.channel_bus_reconnects.clone()))?;
         Ok(())
     }
 

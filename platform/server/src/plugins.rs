@@ -17,6 +17,9 @@ use megalis_audit::AuditLog;
 use megalis_config::Settings;
 use megalis_plugin_host::access::{AllowAllLocal, LocalDeveloper, LogAudit};
 use megalis_plugin_host::blobs::PluginBlobs;
+use megalis_plugin_host::channels::pg::PgBus;
+use megalis_plugin_host::channels::session::ChannelSession;
+use megalis_plugin_host::channels::{ChannelHub, Payload, Rooms};
 use megalis_plugin_host::kv::{MemoryKv, SqlKv};
 use megalis_plugin_host::services::{MemoryDirectory, MemoryEvents, SqlEvents};
 
@@ -100,12 +103,29 @@ pub fn start(
             audit.clone(),
         )),
     };
-    let host = Arc::new(PluginHost::new(
-        engine,
-        services,
-        plugin_metrics,
-        settings.plugins_dir.clone(),
-    ));
+    // Several replicas share one PostgreSQL database: their channel rooms meet on it. SQLite
+    // means one server, whose rooms are all the rooms.
+    let channels = match db {
+        Database::Postgres(pool) if tokio::runtime::Handle::try_current().is_ok() => {
+            let rooms = Rooms::new();
+            let bus = PgBus::start(
+                pool.clone(),
+                &rooms,
+                plugin_metrics.channel_bus_reconnects.clone(),
+            );
+            ChannelHub::new(rooms, Arc::new(bus))
+        }
+        _ => ChannelHub::in_process(),
+    };
+    let host = Arc::new(
+        PluginHost::new(
+            engine,
+            services,
+            plugin_metrics,
+            settings.plugins_dir.clone(),
+        )
+        .with_channels(channels),
+    );
     if tokio::runtime::Handle::try_current().is_ok() {
         host.watch(
             settings.plugins_config.clone(),
@@ -172,6 +192,9 @@ pub(crate) async fn serve_plugin(State(state): State<AppState>, request: Request
     {
         parts.headers.insert(http::header::HOST, value);
     }
+    if let Some(answer) = channel_upgrade(&host, &plugin, &mut parts, &uri, meta.clone()).await {
+        return answer.unwrap_or_else(|e| plugin_error(e).into_response());
+    }
     parts.uri = uri;
     let request = http::Request::from_parts(parts, body);
     match host.invoke(&plugin, request, meta).await {
@@ -200,6 +223,94 @@ fn patient_in_context(uri: &Uri) -> Option<String> {
     megalis_identity_index::identity::RegionalId::parse(value)
         .ok()
         .map(|id| id.as_str().to_owned())
+}
+
+/// A request for one of the plugin's channels (`uri` plugin-relative): `None` when the path is
+/// no channel of an installed plugin (the plugin's routes serve it). A channel path is only
+/// ever a WebSocket endpoint (426 otherwise). The member is admitted — authenticated, the
+/// plugin's join asked — before the upgrade, so that every refusal is an HTTP answer; then the
+/// socket is driven on its own task.
+async fn channel_upgrade(
+    host: &Arc<PluginHost>,
+    plugin: &str,
+    parts: &mut http::request::Parts,
+    uri: &Uri,
+    meta: RequestMeta,
+) -> Option<Result<Response, PluginError>> {
+    use axum::extract::FromRequestParts;
+    use axum::extract::ws::WebSocketUpgrade;
+
+    host.get(plugin)?.manifest.channel_at(uri.path())?;
+    let Ok(upgrade) = WebSocketUpgrade::from_request_parts(parts, &()).await else {
+        return Some(Err(PluginError::UpgradeRequired));
+    };
+    let session = match host.join_channel(plugin, uri, &parts.headers, meta).await {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
+    };
+    let limit = session.max_message_bytes();
+    Some(Ok(upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| drive_channel(socket, session))
+        .into_response()))
+}
+
+/// Copies frames between the socket and the member's session until either ends.
+async fn drive_channel(mut socket: axum::extract::ws::WebSocket, mut session: ChannelSession) {
+    use axum::extract::ws::{CloseFrame, Message};
+
+    fn message(payload: Payload) -> Message {
+        match payload {
+            Payload::Text(t) => Message::Text(t.into()),
+            Payload::Binary(b) => Message::Binary(b),
+        }
+    }
+    let close = |c: megalis_plugin_host::channels::session::ChannelClose| {
+        Message::Close(Some(CloseFrame {
+            code: c.code,
+            reason: c.reason.into(),
+        }))
+    };
+    loop {
+        // Both futures are cancel-safe: a socket read and a broadcast receive lose nothing
+        // when the other side wins.
+        let next = tokio::select! {
+            incoming = socket.recv() => Ok(incoming),
+            outgoing = session.outgoing() => Err(outgoing),
+        };
+        let reply = match next {
+            Ok(incoming) => {
+                let payload = match incoming {
+                    Some(Ok(Message::Text(t))) => Payload::Text(t.as_str().to_owned()),
+                    Some(Ok(Message::Binary(b))) => Payload::Binary(b),
+                    // axum answers pings itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        tracing::debug!(plugin = session.plugin(), error = %e, "channel socket failed");
+                        break;
+                    }
+                };
+                match session.incoming(payload).await {
+                    Ok(None) => continue,
+                    Ok(Some(frame)) => message(frame),
+                    Err(c) => {
+                        let _ = socket.send(close(c)).await;
+                        break;
+                    }
+                }
+            }
+            Err(Ok(frame)) => message(frame),
+            Err(Err(c)) => {
+                let _ = socket.send(close(c)).await;
+                break;
+            }
+        };
+        if socket.send(reply).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn plugin_error(e: PluginError) -> ApiError {
@@ -401,16 +512,27 @@ async fn run(matches: &ArgMatches, settings: &Settings) -> Result<ExitCode, Stri
 
 static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-async fn run_request(host: &PluginHost, id: &str, request: Request) -> Response {
+async fn run_request(host: &Arc<PluginHost>, id: &str, request: Request) -> Response {
     let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let meta = RequestMeta {
         request_id: format!("local-{n}"),
         ..RequestMeta::default()
     };
-    match host.invoke(id, request, meta).await {
-        Ok(response) => response
-            .map(|body| Body::new(body.map_err(|e| e.to_string())))
-            .into_response(),
+    let (mut parts, body) = request.into_parts();
+    let uri = parts.uri.clone();
+    let answer = match channel_upgrade(host, id, &mut parts, &uri, meta.clone()).await {
+        Some(answer) => answer,
+        None => host
+            .invoke(id, Request::from_parts(parts, body), meta)
+            .await
+            .map(|response| {
+                response
+                    .map(|body| Body::new(body.map_err(|e| e.to_string())))
+                    .into_response()
+            }),
+    };
+    match answer {
+        Ok(response) => response,
         Err(e) => {
             if e.status().is_server_error() {
                 eprintln!("plugin {id}: {e}");
@@ -461,6 +583,16 @@ async fn check(matches: &ArgMatches) -> Result<ExitCode, String> {
             println!("  requests [{}]", caps.join(", "));
             for r in &m.routes {
                 println!("  route    {} ({})", r.path, r.auth);
+            }
+            for c in &m.channels {
+                let deliver = match (&c.deliver, &c.on_message) {
+                    (megalis_plugin_host::Deliver::Plugin, Some(path)) => format!("plugin {path}"),
+                    _ => "relay".to_owned(),
+                };
+                println!(
+                    "  channel  {} ({}; join {}; deliver {deliver}; max {} bytes, {} members)",
+                    c.path, c.auth, c.join, c.max_message_bytes, c.max_members
+                );
             }
         }
         None => println!("  manifest none (a plain wasi:http component: every path public)"),

@@ -21,7 +21,7 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// Fetches a test plugin into the data directory with `megalis plugin fetch`; returns its digest.
-fn fetch_into(data_dir: &Path, name: &str) -> String {
+pub fn fetch_into(data_dir: &Path, name: &str) -> String {
     let path = test_plugins_dir().join(format!("{name}.wasm"));
     let sha = digest(&test_plugin(name));
     let url = format!("file://{}", path.display());
@@ -47,7 +47,7 @@ fn fetch_into(data_dir: &Path, name: &str) -> String {
     sha
 }
 
-fn plugins_toml(entries: &[(&str, &str, &str)]) -> String {
+pub fn plugins_toml(entries: &[(&str, &str, &str)]) -> String {
     entries
         .iter()
         .map(|(id, sha, grants)| {
@@ -241,6 +241,8 @@ fn check_prints_imports_exports_and_refuses_what_is_not_a_plugin() {
         "import   megalis:platform/store@0.1.1  (capability store)",
         "export   wasi:http/incoming-handler@0.2",
         "route    /api (bearer(probe.read))",
+        "channel  /signal (public; join /channels/join; deliver relay; max 65536 bytes, 16 members)",
+        "channel  /shout (public; join /channels/join; deliver plugin /channels/shout; max 1024 bytes, 2 members)",
         "ok: a valid megalis:platform@0.1 plugin",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");

@@ -63,6 +63,43 @@ fn router() -> Router {
         .get("/private/whoami", whoami)
         .get("/api/hello", |_, _| Ok(Response::text("api")))
         .get("/api/whoami", whoami)
+        .post("/channels/join", channel_join)
+        .post("/channels/shout", channel_shout)
+}
+
+/// The host asks before admitting a member to a room: rooms named `ok-…` are open, others
+/// refused, so the host's tests can tell that the plugin decides. The member's principal is in
+/// context; the answer's body is ignored by the host.
+fn channel_join(req: &Request, _: &Params) -> Result<Response, Error> {
+    let join: serde_json::Value = req.json()?;
+    let field = |name: &str| join[name].as_str().unwrap_or_default().to_owned();
+    let room = field("room");
+    if room.starts_with("ok-") && !field("member").is_empty() {
+        log::info(&format!(
+            "{} joins {room} on {}",
+            context::principal().subject,
+            field("channel")
+        ));
+        Ok(Response::text("welcome"))
+    } else {
+        Err(Error::Forbidden(format!("room {room} is closed")))
+    }
+}
+
+/// `deliver = "plugin"`: the room gets the message upper-cased and signed by its sender;
+/// `quiet` is swallowed (nothing sent) and `refuse` refused (the sender is told).
+fn channel_shout(req: &Request, _: &Params) -> Result<Response, Error> {
+    let text = String::from_utf8_lossy(&req.body);
+    match &*text {
+        "quiet" => Ok(Response::text("")),
+        "refuse" => Err(Error::BadRequest("refused".into())),
+        _ => Ok(Response::text(format!(
+            "{}@{}: {}",
+            req.header("x-megalis-member").unwrap_or("?"),
+            req.header("x-megalis-room").unwrap_or("?"),
+            text.to_uppercase()
+        ))),
+    }
 }
 
 fn headers(req: &Request, _: &Params) -> Result<Response, Error> {
