@@ -263,6 +263,30 @@ async fn two_replicas_on_one_postgres_database_share_channel_rooms() {
         ),
         "{metrics_b}"
     );
+
+    // A third-party client (Python's `websockets`) in a room spanning both servers.
+    let python = std::env::var("MEGALIS_PYTHON")
+        .expect("MEGALIS_PYTHON is not set (scripts/test.sh sets it)");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/python/channel_client.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([
+            &format!("wss://{}/apps/probe/signal?room=ok-python", a.https),
+            a.cert_path().to_str().unwrap(),
+            &format!("wss://{}/apps/probe/signal?room=ok-python", b.https),
+            b.cert_path().to_str().unwrap(),
+        ])
+        .output()
+        .expect("run the Python WebSocket client");
+    assert!(
+        out.status.success(),
+        "python websockets client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let members: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(members["a"], members["b"]);
 }
 
 /// One server on SQLite: the room relays on its own; a session channel admits a granted user's
