@@ -236,12 +236,41 @@ pub trait AccessDecider: Send + Sync {
         action: AccessAction,
         purpose: &'a str,
     ) -> BoxFuture<'a, Decision>;
+
+    /// The refusals that do not depend on any patient (who asks, not about whom): asked before
+    /// a look-up whose mere answer ("no such patient") would tell a caller without any right
+    /// something. The default refuses nobody here and leaves everything to [`decide`].
+    ///
+    /// [`decide`]: AccessDecider::decide
+    fn precheck<'a>(
+        &'a self,
+        principal: &'a Principal,
+        resource: AccessResource,
+        action: AccessAction,
+    ) -> BoxFuture<'a, Decision> {
+        let _ = (principal, resource, action);
+        Box::pin(async { Decision::allow("no-precheck", "no refusal before the look-up") })
+    }
 }
 
 /// A host with no platform behind it: nobody may touch patient data through a plugin.
 pub struct DenyAll;
 
 impl AccessDecider for DenyAll {
+    fn precheck<'a>(
+        &'a self,
+        _principal: &'a Principal,
+        _resource: AccessResource,
+        _action: AccessAction,
+    ) -> BoxFuture<'a, Decision> {
+        Box::pin(async {
+            Decision::deny(
+                "no-platform",
+                "access to patient data is not available on this host",
+            )
+        })
+    }
+
     fn decide<'a>(
         &'a self,
         _principal: &'a Principal,

@@ -487,6 +487,29 @@ impl identity::Host for HostState {
             ));
         }
         let services = self.services.clone();
+        // "No such patient" is an answer too (whether someone is known to a given hospital): a
+        // caller who may read no identity at all is refused before the look-up, and audited
+        // without a patient.
+        let pre = services
+            .access
+            .precheck(
+                &self.call.principal,
+                AccessResource::Identity,
+                AccessAction::Read,
+            )
+            .await;
+        if !pre.allowed {
+            let record = self
+                .call
+                .audit_record("plugin.patient.resolve", "patient", Outcome::Denied)
+                .with_detail(format!("plugin={} reason={}", self.call.plugin, pre.code));
+            services
+                .audit
+                .append(record)
+                .await
+                .map_err(|_| CapError::Unavailable)?;
+            return Err(CapError::Denied(pre.reason));
+        }
         let Some(id) = services
             .identity
             .resolve(&system, &value)

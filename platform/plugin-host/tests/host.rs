@@ -1065,3 +1065,43 @@ async fn a_plugin_built_against_the_published_0_1_0_interfaces_still_loads_and_r
     let (status, body) = h.get("legacy", "/").await.unwrap();
     assert_eq!((status, body.as_str()), (200, "legacy read kenavo"));
 }
+
+#[tokio::test]
+async fn without_any_right_a_plugin_cannot_tell_a_known_local_id_from_an_unknown_one() {
+    let people = Arc::new(MemoryDirectory::synthetic());
+    let audit = Arc::new(Recorded::default());
+    let services = Services {
+        kv: Arc::new(MemoryKv::default()),
+        access: Arc::new(DenyAll),
+        audit: audit.clone(),
+        auth: Arc::new(megalis_plugin_host::access::LocalDeveloper),
+        identity: people.clone(),
+        directory: people,
+        events: Arc::new(MemoryEvents::default()),
+        blobs: None,
+    };
+    let h = harness_with(settings(), services);
+    assert!(
+        h.apply(vec![h.entry("records", "records", RECORDS_GRANTS)])
+            .await
+            .is_empty()
+    );
+    let mut answers = Vec::new();
+    for value in ["IPP-1", "NO-SUCH-IPP"] {
+        let (status, body) = h
+            .get(
+                "records",
+                &format!("/resolve?system=1.2.250.1.999.1&value={value}"),
+            )
+            .await
+            .unwrap();
+        answers.push((status, body));
+    }
+    assert_eq!(answers[0], answers[1], "the two answers must not differ");
+    assert_eq!(answers[0].0, 403);
+    let records = audit.0.lock().unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.action == "plugin.patient.resolve"
+        && r.patient_id.is_none()
+        && r.outcome == megalis_audit::Outcome::Denied));
+}

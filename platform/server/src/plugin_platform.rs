@@ -16,7 +16,7 @@ use megalis_plugin_host::services::{
 use megalis_plugin_host::{
     AccessAction, AccessDecider, AccessResource, Decision, Principal, PrincipalKind,
 };
-use megalis_sharing::{AccessRequest, Action, Purpose, Requester, Resource, SharingStore};
+use megalis_sharing::{AccessRequest, Action, Purpose, Reason, Requester, Resource, SharingStore};
 use megalis_store::Database;
 
 use crate::metrics::Metrics;
@@ -64,6 +64,20 @@ impl PlatformAccess {
     }
 }
 
+fn core_resource(resource: AccessResource) -> Resource {
+    match resource {
+        AccessResource::Identity => Resource::Identity,
+        AccessResource::Record => Resource::ClinicalRecord,
+    }
+}
+
+fn core_action(action: AccessAction) -> Action {
+    match action {
+        AccessAction::Read => Action::Read,
+        AccessAction::Write | AccessAction::Share => Action::Write,
+    }
+}
+
 fn unavailable_decision() -> Decision {
     Decision::deny(
         "unavailable",
@@ -73,6 +87,44 @@ fn unavailable_decision() -> Decision {
 }
 
 impl AccessDecider for PlatformAccess {
+    fn precheck<'a>(
+        &'a self,
+        principal: &'a Principal,
+        resource: AccessResource,
+        action: AccessAction,
+    ) -> BoxFuture<'a, Decision> {
+        Box::pin(async move {
+            let (resource, action) = (core_resource(resource), core_action(action));
+            let requester = match self.requester(principal, &resource, action).await {
+                Ok(r) => r,
+                Err(d) => return d,
+            };
+            // The decision on a patient with no facts at all: what it refuses there, it refuses
+            // for every patient, because of who asks (the same rule as `access::precheck`).
+            let decision = megalis_sharing::decide(&AccessRequest {
+                requester: &requester,
+                resource: &resource,
+                action,
+                purpose: Purpose::Care,
+                facts: &megalis_sharing::SharingFacts::default(),
+                now: megalis_auth::now_us(),
+            });
+            let about_the_caller = matches!(
+                decision.reason,
+                Reason::NotAuthenticated
+                    | Reason::SecondFactorRequired
+                    | Reason::PractitionerClosed
+                    | Reason::NotAHealthProfessional
+                    | Reason::NoScope
+            );
+            if decision.allowed || !about_the_caller {
+                Decision::allow("precheck", "no refusal about the caller")
+            } else {
+                Decision::deny(decision.reason.code(), decision.reason.text())
+            }
+        })
+    }
+
     fn decide<'a>(
         &'a self,
         principal: &'a Principal,
@@ -82,14 +134,7 @@ impl AccessDecider for PlatformAccess {
         purpose: &'a str,
     ) -> BoxFuture<'a, Decision> {
         Box::pin(async move {
-            let resource = match resource {
-                AccessResource::Identity => Resource::Identity,
-                AccessResource::Record => Resource::ClinicalRecord,
-            };
-            let action = match action {
-                AccessAction::Read => Action::Read,
-                AccessAction::Write | AccessAction::Share => Action::Write,
-            };
+            let (resource, action) = (core_resource(resource), core_action(action));
             // Only a declared emergency access counts as one; any other purpose is care.
             let purpose = if purpose == "emergency" {
                 Purpose::Emergency

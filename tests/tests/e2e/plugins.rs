@@ -623,6 +623,10 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     let (status, body) = get(Some(&doctor), format!("/apps/messagerie/patient/{patient}")).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("second facteur"), "{body}");
+    // Nor can it tell whether a hospital's local id is known: refused before the look-up.
+    let resolve = "/apps/messagerie/resolve?system=1.2.250.1.999.9&value=NO-SUCH-IPP";
+    let (status, body) = get(Some(&doctor), resolve.into()).await;
+    assert_eq!(status, 403, "{body}");
 
     // With a second factor: the identity look-up of a health professional is allowed…
     doctor.add_second_factor().await;
@@ -630,6 +634,8 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
     assert_eq!(status, 200, "{body}");
     let found: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(found["id"], patient.as_str());
+    let (status, body) = get(Some(&doctor), resolve.into()).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"id":null}"#));
     assert!(!found["family"].as_str().unwrap().is_empty());
     // …but the patient's records need the care team.
     let (_, body) = get(Some(&doctor), format!("/apps/messagerie/consent/{patient}")).await;
@@ -770,6 +776,14 @@ async fn plugins_reach_patients_under_the_core_access_decision() {
         alone.starts_with("<!DOCTYPE html>") && !alone.contains("banner"),
         "{alone}"
     );
+
+    // The refusal before the look-up is audited too, without a patient.
+    let refused_lookups: i64 = with_pool!(&db, pool => megalis_store::sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_record WHERE action = 'plugin.patient.resolve' \
+         AND outcome = 'denied' AND patient_id IS NULL AND detail LIKE '%second-factor-required%'")
+        .fetch_one(pool).await)
+    .unwrap();
+    assert_eq!(refused_lookups, 1);
 
     // Every answer about the patient is in their access log, with the decision's reason.
     let rows: Vec<(String, String, Option<String>)> = with_pool!(&db, pool =>
