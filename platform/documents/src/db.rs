@@ -100,7 +100,7 @@ pub(crate) trait DocTx: Send {
 }
 
 macro_rules! impl_doc_tx {
-    ($db:ty, $event_lock:expr) => {
+    ($db:ty) => {
         impl<'t> DocTx for sqlx::Transaction<'t, $db> {
             async fn binary(&mut self, id: &str) -> Result<Option<Binary>> {
                 let row: Option<BinaryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -186,16 +186,8 @@ macro_rules! impl_doc_tx {
             }
 
             async fn publish_event(&mut self, topic: &str, patient: Option<&str>, payload: &str, now: i64) -> Result<()> {
-                if let Some(sql) = $event_lock {
-                    sqlx::query(sql).execute(&mut **self).await?;
-                }
-                let _: i64 = sqlx::query_scalar(megalis_store::events::INSERT)
-                    .bind(topic)
-                    .bind(patient)
-                    .bind(payload)
-                    .bind(now)
-                    .fetch_one(&mut **self)
-                    .await?;
+                use megalis_store::events::AppendEvent as _;
+                self.append_event(topic, patient, payload, now).await?;
                 Ok(())
             }
 
@@ -216,8 +208,8 @@ macro_rules! impl_doc_tx {
     };
 }
 
-impl_doc_tx!(sqlx::Sqlite, None::<&str>);
-impl_doc_tx!(sqlx::Postgres, Some(megalis_store::events::PG_ORDER_LOCK));
+impl_doc_tx!(sqlx::Sqlite);
+impl_doc_tx!(sqlx::Postgres);
 
 /// Runs `$body` in one transaction on either backend and commits it; evaluates to
 /// `Result<T, DocumentError>` where `$body` evaluates to `T`. The body runs inside an async

@@ -194,7 +194,7 @@ pub(crate) trait IndexTx: Send {
 }
 
 macro_rules! impl_index_tx {
-    ($db:ty, $lock:expr, $event_lock:expr) => {
+    ($db:ty, $lock:expr) => {
         impl<'t> IndexTx for sqlx::Transaction<'t, $db> {
             async fn lock(&mut self) -> Result<()> {
                 if let Some(sql) = $lock {
@@ -635,16 +635,8 @@ macro_rules! impl_index_tx {
             }
 
             async fn publish_event(&mut self, topic: &str, patient: Option<&str>, payload: &str, now: i64) -> Result<()> {
-                if let Some(sql) = $event_lock {
-                    sqlx::query(sql).execute(&mut **self).await?;
-                }
-                let _: i64 = sqlx::query_scalar(megalis_store::events::INSERT)
-                    .bind(topic)
-                    .bind(patient)
-                    .bind(payload)
-                    .bind(now)
-                    .fetch_one(&mut **self)
-                    .await?;
+                use megalis_store::events::AppendEvent as _;
+                self.append_event(topic, patient, payload, now).await?;
                 Ok(())
             }
 
@@ -696,9 +688,8 @@ macro_rules! impl_index_tx {
     };
 }
 
-impl_index_tx!(sqlx::Sqlite, None::<&str>, None::<&str>);
+impl_index_tx!(sqlx::Sqlite, None::<&str>);
 impl_index_tx!(
     sqlx::Postgres,
-    Some("SELECT seq FROM identity_counter WHERE id = 1 FOR UPDATE"),
-    Some(megalis_store::events::PG_ORDER_LOCK)
+    Some("SELECT seq FROM identity_counter WHERE id = 1 FOR UPDATE")
 );

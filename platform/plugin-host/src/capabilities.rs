@@ -131,6 +131,27 @@ impl CallContext {
             .map_err(|_| CapError::Unavailable)?;
         Ok(decision)
     }
+
+    /// [`check_patient`](Self::check_patient) where a refusal ends the call: `denied`, with the
+    /// decision's reason for the user.
+    async fn require_patient(
+        &self,
+        services: &Services,
+        patient: &str,
+        resource: AccessResource,
+        action: AccessAction,
+        purpose: &str,
+        object: &str,
+    ) -> Result<(), CapError> {
+        let d = self
+            .check_patient(services, patient, resource, action, purpose, object)
+            .await?;
+        if d.allowed {
+            Ok(())
+        } else {
+            Err(CapError::Denied(d.reason))
+        }
+    }
 }
 
 impl context::Host for HostState {
@@ -228,9 +249,8 @@ impl store::Host for HostState {
             return Ok(None);
         };
         if let Some(patient) = &entry.patient {
-            let d = self
-                .call
-                .check_patient(
+            self.call
+                .require_patient(
                     &services,
                     patient,
                     AccessResource::Record,
@@ -239,9 +259,6 @@ impl store::Host for HostState {
                     "store-entry",
                 )
                 .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
         }
         Ok(Some(store::Entry {
             key: entry.key,
@@ -273,9 +290,8 @@ impl store::Host for HostState {
             .map_err(kv_error)?
             .and_then(|e| e.patient);
         for p in previous.iter().chain(patient.iter()) {
-            let d = self
-                .call
-                .check_patient(
+            self.call
+                .require_patient(
                     &services,
                     p,
                     AccessResource::Record,
@@ -284,9 +300,6 @@ impl store::Host for HostState {
                     "store-entry",
                 )
                 .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
         }
         services
             .kv
@@ -310,9 +323,8 @@ impl store::Host for HostState {
             .await
             .map_err(kv_error)?;
         if let Some(patient) = existing.as_ref().and_then(|e| e.patient.as_deref()) {
-            let d = self
-                .call
-                .check_patient(
+            self.call
+                .require_patient(
                     &services,
                     patient,
                     AccessResource::Record,
@@ -321,9 +333,6 @@ impl store::Host for HostState {
                     "store-entry",
                 )
                 .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
         }
         services
             .kv
@@ -444,9 +453,8 @@ impl identity::Host for HostState {
         let services = self.services.clone();
         // Decided before the look-up: a caller without access learns nothing of whether the id
         // exists (the decision on an unknown patient finds no ground for access).
-        let d = self
-            .call
-            .check_patient(
+        self.call
+            .require_patient(
                 &services,
                 &id,
                 AccessResource::Identity,
@@ -455,9 +463,6 @@ impl identity::Host for HostState {
                 "patient",
             )
             .await?;
-        if !d.allowed {
-            return Err(CapError::Denied(d.reason));
-        }
         let patient = services
             .identity
             .patient(&id)
@@ -518,9 +523,8 @@ impl identity::Host for HostState {
         else {
             return Ok(None);
         };
-        let d = self
-            .call
-            .check_patient(
+        self.call
+            .require_patient(
                 &services,
                 &id,
                 AccessResource::Identity,
@@ -529,9 +533,6 @@ impl identity::Host for HostState {
                 "patient",
             )
             .await?;
-        if !d.allowed {
-            return Err(CapError::Denied(d.reason));
-        }
         Ok(Some(id))
     }
 }
@@ -603,9 +604,8 @@ impl events::Host for HostState {
         let services = self.services.clone();
         // An event about a patient is a record about them: written under the decision.
         if let Some(p) = &patient {
-            let d = self
-                .call
-                .check_patient(
+            self.call
+                .require_patient(
                     &services,
                     p,
                     AccessResource::Record,
@@ -614,9 +614,6 @@ impl events::Host for HostState {
                     "event",
                 )
                 .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
         }
         let topic = format!("plugin.{}.{name}", self.call.plugin);
         services
@@ -732,19 +729,15 @@ async fn blob_record(
         .map_err(kv_error)?
         .ok_or(CapError::NotFound)?;
     if let Some(patient) = &entry.patient {
-        let d = call
-            .check_patient(
-                services,
-                patient,
-                AccessResource::Record,
-                action,
-                BLOB_PURPOSE,
-                "blob",
-            )
-            .await?;
-        if !d.allowed {
-            return Err(CapError::Denied(d.reason));
-        }
+        call.require_patient(
+            services,
+            patient,
+            AccessResource::Record,
+            action,
+            BLOB_PURPOSE,
+            "blob",
+        )
+        .await?;
     }
     let record: crate::blobs::BlobRecord = serde_json::from_slice(&entry.value).map_err(|e| {
         tracing::error!(plugin = %call.plugin, id, error = %e, "blob record unreadable");
@@ -782,9 +775,8 @@ impl blobs::Host for HostState {
         let blobs = self.blob_service()?;
         let services = self.services.clone();
         if let Some(p) = &patient {
-            let d = self
-                .call
-                .check_patient(
+            self.call
+                .require_patient(
                     &services,
                     p,
                     AccessResource::Record,
@@ -793,9 +785,6 @@ impl blobs::Host for HostState {
                     "blob",
                 )
                 .await?;
-            if !d.allowed {
-                return Err(CapError::Denied(d.reason));
-            }
         }
         self.take_blob_handle()?;
         let upload = crate::blobs::UploadState::start(&blobs, media_type, patient);

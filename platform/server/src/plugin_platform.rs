@@ -16,7 +16,7 @@ use megalis_plugin_host::services::{
 use megalis_plugin_host::{
     AccessAction, AccessDecider, AccessResource, Decision, Principal, PrincipalKind,
 };
-use megalis_sharing::{AccessRequest, Action, Purpose, Reason, Requester, Resource, SharingStore};
+use megalis_sharing::{AccessRequest, Action, Purpose, Requester, Resource, SharingStore};
 use megalis_store::Database;
 
 use crate::metrics::Metrics;
@@ -99,28 +99,14 @@ impl AccessDecider for PlatformAccess {
                 Ok(r) => r,
                 Err(d) => return d,
             };
-            // The decision on a patient with no facts at all: what it refuses there, it refuses
-            // for every patient, because of who asks (the same rule as `access::precheck`).
-            let decision = megalis_sharing::decide(&AccessRequest {
-                requester: &requester,
-                resource: &resource,
+            match megalis_sharing::refusal_about_the_caller(
+                &requester,
+                &resource,
                 action,
-                purpose: Purpose::Care,
-                facts: &megalis_sharing::SharingFacts::default(),
-                now: megalis_auth::now_us(),
-            });
-            let about_the_caller = matches!(
-                decision.reason,
-                Reason::NotAuthenticated
-                    | Reason::SecondFactorRequired
-                    | Reason::PractitionerClosed
-                    | Reason::NotAHealthProfessional
-                    | Reason::NoScope
-            );
-            if decision.allowed || !about_the_caller {
-                Decision::allow("precheck", "no refusal about the caller")
-            } else {
-                Decision::deny(decision.reason.code(), decision.reason.text())
+                megalis_auth::now_us(),
+            ) {
+                None => Decision::allow("precheck", "no refusal about the caller"),
+                Some(reason) => Decision::deny(reason.code(), reason.text()),
             }
         })
     }

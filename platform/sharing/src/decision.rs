@@ -418,6 +418,36 @@ pub fn decide(request: &AccessRequest<'_>) -> Decision {
     Decision::from(reason(request))
 }
 
+/// The refusal that does not depend on any patient (who asks, not about whom), if any: what the
+/// decision refuses on a patient with no facts at all because of the requester — not
+/// authenticated, no second factor, practice closed, not a health professional, no scope.
+/// Checked before a look-up, so that a caller without any right learns nothing of which ids
+/// exist.
+pub fn refusal_about_the_caller(
+    requester: &Requester,
+    resource: &Resource,
+    action: Action,
+    now: Micros,
+) -> Option<Reason> {
+    let decision = decide(&AccessRequest {
+        requester,
+        resource,
+        action,
+        purpose: Purpose::Care,
+        facts: &SharingFacts::default(),
+        now,
+    });
+    let about_the_caller = matches!(
+        decision.reason,
+        Reason::NotAuthenticated
+            | Reason::SecondFactorRequired
+            | Reason::PractitionerClosed
+            | Reason::NotAHealthProfessional
+            | Reason::NoScope
+    );
+    (!decision.allowed && about_the_caller).then_some(decision.reason)
+}
+
 fn reason(r: &AccessRequest<'_>) -> Reason {
     let facts = r.facts;
     let choices = &facts.choices;

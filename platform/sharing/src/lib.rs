@@ -15,7 +15,7 @@ pub mod store;
 pub use decision::{
     AccessRequest, Action, CareLink, CareLinkSource, Confidentiality, Decision, DocumentFacts,
     EmergencyAccess, Micros, PatientChoices, Purpose, Reason, Requester, Resource, SharingFacts,
-    decide,
+    decide, refusal_about_the_caller,
 };
 pub use store::{
     CareLinkEntry, Directive, DirectiveKind, EmergencyEntry, NewCareLink, NewDirective,

@@ -37,6 +37,57 @@ pub struct EventRow {
     pub published_at_us: i64,
 }
 
+/// Appending an event inside a transaction the caller commits (the identity index's merge, the
+/// documents' provide), with the ordering rule of the backend applied here, once.
+pub trait AppendEvent: Send {
+    /// Appends the event; call it last in the transaction (on PostgreSQL it takes the ordering
+    /// lock, held until commit). Returns the event id.
+    fn append_event(
+        &mut self,
+        topic: &str,
+        patient: Option<&str>,
+        payload: &str,
+        now_us: i64,
+    ) -> impl std::future::Future<Output = Result<i64, sqlx::Error>> + Send;
+}
+
+impl AppendEvent for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn append_event(
+        &mut self,
+        topic: &str,
+        patient: Option<&str>,
+        payload: &str,
+        now_us: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(INSERT)
+            .bind(topic)
+            .bind(patient)
+            .bind(payload)
+            .bind(now_us)
+            .fetch_one(&mut **self)
+            .await
+    }
+}
+
+impl AppendEvent for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn append_event(
+        &mut self,
+        topic: &str,
+        patient: Option<&str>,
+        payload: &str,
+        now_us: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(PG_ORDER_LOCK).execute(&mut **self).await?;
+        sqlx::query_scalar(INSERT)
+            .bind(topic)
+            .bind(patient)
+            .bind(payload)
+            .bind(now_us)
+            .fetch_one(&mut **self)
+            .await
+    }
+}
+
 /// Appends one event in its own transaction; returns its id.
 pub async fn publish(
     db: &Database,
@@ -47,24 +98,14 @@ pub async fn publish(
 ) -> Result<i64, StoreError> {
     let id = match db {
         Database::Sqlite(pool) => {
-            sqlx::query_scalar(INSERT)
-                .bind(topic)
-                .bind(patient)
-                .bind(payload)
-                .bind(now_us)
-                .fetch_one(pool)
-                .await?
+            let mut tx = pool.begin().await?;
+            let id = tx.append_event(topic, patient, payload, now_us).await?;
+            tx.commit().await?;
+            id
         }
         Database::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            sqlx::query(PG_ORDER_LOCK).execute(&mut *tx).await?;
-            let id = sqlx::query_scalar(INSERT)
-                .bind(topic)
-                .bind(patient)
-                .bind(payload)
-                .bind(now_us)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id = tx.append_event(topic, patient, payload, now_us).await?;
             tx.commit().await?;
             id
         }

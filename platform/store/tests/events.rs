@@ -1,13 +1,13 @@
 //! The platform event log read by cursor while several writers publish: the reader ends with
 //! every event, each once, in id order, on both backends. On PostgreSQL this holds only because
-//! writers serialise on the ordering lock (a sequence hands out ids before commit, and commits
-//! can come in the other order).
+//! `AppendEvent` serialises writers on the ordering lock (a sequence hands out ids before commit,
+//! and commits can come in the other order).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use megalis_store::events::{self, EventRow};
+use megalis_store::events::{self, AppendEvent, EventRow};
 use megalis_store::{Backend, Database};
 use megalis_testkit::fresh_database;
 
@@ -30,16 +30,7 @@ async fn publish_in_a_busy_transaction(db: &Database, n: usize, writer: usize) {
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            sqlx::query(events::PG_ORDER_LOCK)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            let _: i64 = sqlx::query_scalar(events::INSERT)
-                .bind("test.topic")
-                .bind(None::<String>)
-                .bind(&payload)
-                .bind(1_i64)
-                .fetch_one(&mut *tx)
+            tx.append_event("test.topic", None, &payload, 1)
                 .await
                 .unwrap();
             // Work after the insert widens the window in which a later id could commit first.

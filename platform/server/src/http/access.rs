@@ -270,34 +270,20 @@ pub async fn precheck(
     object_type: &str,
 ) -> Result<(), ApiError> {
     let requester = requester(state, p, resource, action, false).await?;
-    let decision = megalis_sharing::decide(&AccessRequest {
-        requester: &requester,
+    let Some(reason) = megalis_sharing::refusal_about_the_caller(
+        &requester,
         resource,
         action,
-        purpose: Purpose::Care,
-        facts: &SharingFacts::default(),
-        now: megalis_auth::now_us(),
-    });
-    let about_the_caller = matches!(
-        decision.reason,
-        Reason::NotAuthenticated
-            | Reason::SecondFactorRequired
-            | Reason::PractitionerClosed
-            | Reason::NotAHealthProfessional
-            | Reason::NoScope
-    );
-    if decision.allowed || !about_the_caller {
+        megalis_auth::now_us(),
+    ) else {
         return Ok(());
-    }
+    };
     audit
         .record(p, audit_action, object_type, Outcome::Denied)
-        .detail(&format!("reason={}", decision.reason.code()))
+        .detail(&format!("reason={}", reason.code()))
         .send(state)
         .await?;
-    Err(ApiError::new(
-        status_of(decision.reason),
-        decision.reason.text(),
-    ))
+    Err(ApiError::new(status_of(reason), reason.text()))
 }
 
 #[cfg(test)]
